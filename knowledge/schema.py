@@ -1,0 +1,219 @@
+"""The catalog's shape: the six publicities (六公开) of every item, and the bundles built from them.
+
+Everything here is plain data validated by pydantic; what is *derived* (a bundle's merged
+materials, combined fees, overall deadline) lives on `Catalog` so it is computed in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class _Strict(BaseModel):
+    # Unknown keys are typos in hand-edited YAML; reject them so `catalog check` can say where.
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
+
+
+class Phone(_Strict):
+    label: str = Field(min_length=1)
+    number: str = Field(min_length=3)
+
+
+class Center(_Strict):
+    name: str = Field(min_length=1)
+    address: str = Field(min_length=1)
+    hours: list[str] = Field(min_length=1)
+    phones: list[Phone] = Field(min_length=1)
+    # Shown wherever the catalog is shown: the shipped data is illustrative, not a real county's.
+    sample_notice: str | None = None
+
+
+class Department(_Strict):
+    # Short ASCII id: stable across renames and small enough for Telegram callback data (64 bytes).
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]{1,23}$")
+    name: str = Field(min_length=2)
+    phone: str | None = None
+
+
+class Window(_Strict):
+    number: str = Field(min_length=1, max_length=16)
+    department: str = Field(min_length=2)  # department name
+    location: str | None = None
+    chief_name: str = Field(min_length=1)  # 首席代表
+    chief_title: str = Field(min_length=1)
+    phone: str | None = None
+
+
+class ItemType(StrEnum):
+    LICENSE = "许可"
+    CONFIRMATION = "确认"
+    BENEFIT = "给付"
+    OTHER = "其他"
+
+
+class MaterialForm(StrEnum):
+    ORIGINAL = "原件"
+    COPY = "复印件"
+    ORIGINAL_AND_COPY = "原件和复印件"
+    ELECTRONIC = "电子"
+
+
+class Material(_Strict):
+    name: str = Field(min_length=1)
+    form: MaterialForm = MaterialForm.ORIGINAL
+    copies: int = Field(default=1, ge=0)
+    notes: str | None = None
+    source: str | None = None  # where to get it; the self-check repeats this for missing items
+    sample: str | None = None  # file under the catalog's forms/ folder
+
+
+class Fee(_Strict):
+    name: str = Field(min_length=1)
+    amount: float | None = Field(default=None, ge=0)  # yuan; None when a rule decides it
+    rule: str | None = None
+    basis: str | None = None
+
+
+class Item(_Strict):
+    name: str = Field(min_length=2)
+    code: str = Field(min_length=1)
+    department: str = Field(min_length=2)  # department name
+    window: str | None = None  # window number
+    type: ItemType = ItemType.LICENSE
+    basis: list[str] = Field(default_factory=list)
+    conditions: list[str] = Field(default_factory=list)
+    materials: list[Material] = Field(default_factory=list)
+    procedure: list[str] = Field(default_factory=list)
+    # Working days; 0 means 即办 (handled on the spot).
+    statutory_days: int = 0
+    promised_days: int = 0
+    fees: list[Fee] = Field(default_factory=list)  # empty: 免费
+    consult_phone: str | None = None
+    supervise_phone: str | None = None
+    aliases: list[str] = Field(default_factory=list)
+    keywords: list[str] = Field(default_factory=list)
+    related: list[str] = Field(default_factory=list)
+    max_visits: int | None = Field(default=None, ge=0)  # 最多跑几次
+    online: str | None = None  # how to apply online, if at all
+    notes: str | None = None
+
+    @field_validator("aliases", "keywords")
+    @classmethod
+    def _no_blank(cls, v: list[str]) -> list[str]:
+        return [s.strip() for s in v if s and s.strip()]
+
+    @property
+    def is_free(self) -> bool:
+        return not self.fees
+
+
+class Bundle(_Strict):
+    name: str = Field(min_length=2)
+    lead_department: str = Field(min_length=2)
+    items: list[str] = Field(min_length=2)
+    window: str | None = None
+    description: str | None = None
+    # Overall promised limit; None: the longest member (members are reviewed in parallel).
+    promised_days: int | None = None
+    aliases: list[str] = Field(default_factory=list)
+    keywords: list[str] = Field(default_factory=list)
+
+    @field_validator("aliases", "keywords")
+    @classmethod
+    def _no_blank(cls, v: list[str]) -> list[str]:
+        return [s.strip() for s in v if s and s.strip()]
+
+
+@dataclass(frozen=True)
+class MergedMaterial:
+    """One document of a bundle's combined list, with every member item that needs it."""
+
+    name: str
+    form: MaterialForm
+    copies: int
+    notes: str | None
+    source: str | None
+    needed_by: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class BundleFee:
+    item: str
+    fee: Fee
+
+
+@dataclass
+class Catalog:
+    center: Center
+    departments: list[Department]
+    windows: list[Window]
+    items: list[Item]
+    bundles: list[Bundle]
+    root: str | None = None  # folder it was loaded from (forms are resolved against it)
+    _items_by_name: dict[str, Item] = field(default_factory=dict, repr=False)
+    _bundles_by_name: dict[str, Bundle] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self._items_by_name = {i.name: i for i in self.items}
+        self._bundles_by_name = {b.name: b for b in self.bundles}
+
+    def item(self, name: str) -> Item | None:
+        return self._items_by_name.get(name)
+
+    def bundle(self, name: str) -> Bundle | None:
+        return self._bundles_by_name.get(name)
+
+    def department(self, key: str) -> Department | None:
+        return next((d for d in self.departments if key in (d.name, d.id)), None)
+
+    def window(self, number: str | None) -> Window | None:
+        return next((w for w in self.windows if w.number == number), None) if number else None
+
+    def items_of(self, department_name: str) -> list[Item]:
+        return [i for i in self.items if i.department == department_name]
+
+    def bundles_of(self, item_name: str) -> list[Bundle]:
+        return [b for b in self.bundles if item_name in b.items]
+
+    def members(self, bundle: Bundle) -> list[Item]:
+        return [i for n in bundle.items if (i := self.item(n)) is not None]
+
+    def bundle_materials(self, bundle: Bundle) -> list[MergedMaterial]:
+        """Each document once, in first-seen order, marked with the items that need it."""
+        merged: dict[str, tuple[Material, list[str]]] = {}
+        for it in self.members(bundle):
+            for m in it.materials:
+                key = _material_key(m.name)
+                if key in merged:
+                    first, needed = merged[key]
+                    if it.name not in needed:
+                        needed.append(it.name)
+                    if m.copies > first.copies:
+                        merged[key] = (m, needed)
+                else:
+                    merged[key] = (m, [it.name])
+        return [
+            MergedMaterial(m.name, m.form, m.copies, m.notes, m.source, tuple(needed))
+            for m, needed in merged.values()
+        ]
+
+    def bundle_fees(self, bundle: Bundle) -> list[BundleFee]:
+        return [BundleFee(it.name, f) for it in self.members(bundle) for f in it.fees]
+
+    def bundle_days(self, bundle: Bundle) -> int:
+        """Parallel review: the bundle takes as long as its slowest member, not the sum."""
+        if bundle.promised_days is not None:
+            return bundle.promised_days
+        return max((i.promised_days for i in self.members(bundle)), default=0)
+
+
+def _material_key(name: str) -> str:
+    # "申请人身份证" and "申请人身份证 " or full-width brackets must merge into one line.
+    return "".join(name.split()).replace("（", "(").replace("）", ")")
+
+
+def days_text(days: int) -> str:
+    return "即办" if days == 0 else f"{days}个工作日"

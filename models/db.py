@@ -1,0 +1,63 @@
+"""Engines and sessions for SQLite (embedded default) and PostgreSQL, from one DATABASE_URL.
+
+Handlers use the async engine; CLI commands and migrations use the sync one. Both come from the
+same URL so a county switches databases by configuration only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+
+def _urls(url: str) -> tuple[str, str]:
+    """(sync_url, async_url) for one configured URL."""
+    u = make_url(url)
+    if u.get_backend_name() == "sqlite":
+        if u.database and u.database != ":memory:":
+            Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+        return (
+            u.set(drivername="sqlite").render_as_string(hide_password=False),
+            u.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=False),
+        )
+    if u.get_backend_name() == "postgresql":
+        s = u.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+        return s, s
+    return url, url
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # WAL lets the delivery worker read while a handler writes; busy_timeout waits instead of failing.
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def sync_engine(url: str) -> Engine:
+    sync_url, _ = _urls(url)
+    engine = create_engine(sync_url, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def async_engine(url: str) -> AsyncEngine:
+    _, async_url = _urls(url)
+    engine = create_async_engine(async_url, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
