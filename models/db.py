@@ -61,3 +61,16 @@ def async_engine(url: str) -> AsyncEngine:
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+
+async def prepare_database(engine: AsyncEngine) -> None:
+    """Bring the schema up to date at start-up.
+
+    TEMPORARY: create_all of every imported SQLModel table; to be replaced by Alembic `upgrade head`.
+    """
+    from sqlmodel import SQLModel
+
+    import models.tables  # noqa: F401  (registers every table on SQLModel.metadata)
+
+    async with engine.begin() as conn:
+        await conn.run_sync(SQLModel.metadata.create_all)
