@@ -7,33 +7,37 @@ Folder layout (see knowledge/data/):
     items/*.yaml       lists of items, any number of files
     bundles.yaml       list of bundles (optional)
     forms/             sample forms referenced by materials (optional)
+
+Problems carry the file and line of the entry (and of the field where YAML knows it), so a county
+editing its own files can go straight to the spot.
 """
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from knowledge.schema import Bundle, Catalog, Center, Department, Item, Window
+from knowledge.schema import Bundle, Catalog, Center, Department, Fee, Item, Material, Phone, Window
+from knowledge.validate import Origin, Origins, Problem, check_catalog, field_path
+
+__all__ = ["DEFAULT_CATALOG", "CatalogError", "Problem", "describe_error", "load_catalog", "validate"]
 
 DEFAULT_CATALOG = Path(__file__).resolve().parent / "data"
 SPREADSHEET_SUFFIXES = {".xlsx", ".csv"}
 
+# libyaml is ~10x faster on big imported catalogs; the pure-Python loader behaves the same.
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-@dataclass(frozen=True)
-class Problem:
-    file: str
-    entry: str  # item / bundle / department name, or "" for the file itself
-    field: str
-    message: str
+M = TypeVar("M", bound=BaseModel)
 
-    def __str__(self) -> str:
-        where = " / ".join(p for p in (self.file, self.entry, self.field) if p)
-        return f"{where}: {self.message}"
+_ALL_FIELDS = sorted(
+    {f for m in (Center, Phone, Department, Window, Item, Material, Fee, Bundle) for f in m.model_fields}
+)
 
 
 class CatalogError(Exception):
@@ -50,109 +54,226 @@ class CatalogError(Exception):
 def load_catalog(path: str | Path | None = None) -> Catalog:
     """Load and validate; raise CatalogError listing every problem found."""
     root = Path(path) if path else DEFAULT_CATALOG
-    if root.is_file() and root.suffix.lower() in SPREADSHEET_SUFFIXES:
-        from knowledge.spreadsheet import read_catalog  # spreadsheet support is optional at import time
+    if root.suffix.lower() in SPREADSHEET_SUFFIXES and not root.is_dir():
+        from knowledge.spreadsheet import read_catalog  # openpyxl only when a sheet is asked for
 
         return read_catalog(root)
     if not root.is_dir():
         raise CatalogError([Problem(str(root), "", "", "目录不存在，或不是 .xlsx/.csv 文件")])
+    return _load_folder(root)
+
+
+def validate(catalog: Catalog, origins: Origins | None = None) -> list[Problem]:
+    """Cross-reference and consistency checks that no single entry can see on its own."""
+    return check_catalog(catalog, origins)
+
+
+def _load_folder(root: Path) -> Catalog:
     problems: list[Problem] = []
-    raw_center = _read_yaml(root / "center.yaml", problems, expect=dict)
-    center = _parse(Center, raw_center, "center.yaml", "中心", problems) if raw_center is not None else None
-    departments = _parse_list(Department, root / "departments.yaml", problems)
-    windows = _parse_list(Window, root / "windows.yaml", problems)
+    origins = Origins()
+    center_doc = _read_yaml(root, "center.yaml", problems, expect=dict)
+    center = None
+    if center_doc is not None:
+        center = _parse(Center, center_doc.data, center_doc.node, "center.yaml", "中心", problems)
+    departments = _parse_list(Department, root, "departments.yaml", problems, origins.departments, origins)
+    windows = _parse_list(Window, root, "windows.yaml", problems, origins.windows, origins)
     items: list[Item] = []
     item_files = sorted((root / "items").glob("*.yaml")) if (root / "items").is_dir() else []
     if not item_files:
         problems.append(Problem("items/", "", "", "没有任何事项文件（items/*.yaml）"))
     for f in item_files:
-        items += _parse_list(Item, f, problems, rel=f"items/{f.name}")
-    bundles = (
-        _parse_list(Bundle, root / "bundles.yaml", problems) if (root / "bundles.yaml").exists() else []
-    )
-    if center is None:
-        raise CatalogError(problems or [Problem("center.yaml", "", "", "缺少中心信息")])
-    catalog = Catalog(center, departments, windows, items, bundles, root=str(root))
-    problems += validate(catalog)
+        items += _parse_list(Item, root, f"items/{f.name}", problems, origins.items, origins)
+    bundles: list[Bundle] = []
+    if (root / "bundles.yaml").exists():
+        bundles = _parse_list(Bundle, root, "bundles.yaml", problems, origins.bundles, origins)
+    # Keep checking without a usable center: the point is to report everything in one run.
+    stand_in = Center(name="-", address="-", hours=["-"], phones=[Phone(label="-", number="---")])
+    catalog = Catalog(center or stand_in, departments, windows, items, bundles, root=str(root))
+    problems += check_catalog(catalog, origins)
     if problems:
         raise CatalogError(problems)
     return catalog
 
 
-def validate(catalog: Catalog) -> list[Problem]:
-    """Cross-reference and consistency checks that no single entry can see on its own."""
-    from knowledge.validate import check_catalog
+@dataclass
+class _Doc:
+    rel: str
+    data: Any
+    node: yaml.Node | None
 
-    return check_catalog(catalog)
 
-
-def _read_yaml(path: Path, problems: list[Problem], expect: type) -> Any:
-    rel = path.name if path.parent.name != "items" else f"items/{path.name}"
+def _read_yaml(root: Path, rel: str, problems: list[Problem], expect: type) -> _Doc | None:
+    path = root / rel
     if not path.exists():
         problems.append(Problem(rel, "", "", "文件不存在"))
         return None
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        loader = _Loader(path.read_text(encoding="utf-8"))
+        try:
+            node = loader.get_single_node()
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
+    except UnicodeDecodeError:
+        problems.append(Problem(rel, "", "", "文件不是 UTF-8 编码，请另存为 UTF-8"))
+        return None
+    except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
-        line = f"第 {mark.line + 1} 行" if mark is not None else ""
-        problems.append(Problem(rel, "", line, f"YAML 格式错误：{getattr(e, 'problem', None) or e}"))
+        detail = getattr(e, "problem", None) or str(e)
+        line = mark.line + 1 if mark is not None else None
+        problems.append(Problem(rel, "", "", f"YAML 格式错误：{detail}（检查缩进、冒号和引号）", line))
         return None
     if data is None:
         data = expect()
     if not isinstance(data, expect):
-        kind = "列表" if expect is list else "键值表"
-        problems.append(Problem(rel, "", "", f"顶层应为{kind}"))
+        kind = "列表（每条以「- 」开头）" if expect is list else "键值表（字段: 值）"
+        problems.append(Problem(rel, "", "", f"顶层应为{kind}", 1))
         return None
-    return data
+    if node is not None:
+        _check_duplicate_keys(node, rel, problems)
+    return _Doc(rel, data, node)
 
 
-def _parse_list[M: BaseModel](
-    model: type[M], path: Path, problems: list[Problem], rel: str | None = None
+def _check_duplicate_keys(root: yaml.Node, rel: str, problems: list[Problem]) -> None:
+    # YAML silently keeps the last of two equal keys; a second `aliases:` would drop the first list.
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, yaml.MappingNode):
+            seen: set[str] = set()
+            for k, v in node.value:
+                if isinstance(k, yaml.ScalarNode):
+                    if k.value in seen:
+                        problems.append(
+                            Problem(
+                                rel, "", k.value, "字段重复出现（后一个会覆盖前一个）", k.start_mark.line + 1
+                            )
+                        )
+                    seen.add(k.value)
+                stack.append(v)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+
+
+def _parse_list(
+    model: type[M],
+    root: Path,
+    rel: str,
+    problems: list[Problem],
+    where: list[Origin],
+    origins: Origins,
 ) -> list[M]:
-    raw = _read_yaml(path, problems, expect=list)
+    doc = _read_yaml(root, rel, problems, expect=list)
     out: list[M] = []
-    for n, entry in enumerate(raw or [], start=1):
-        label = entry.get("name") or entry.get("number") if isinstance(entry, dict) else None
-        parsed = _parse(model, entry, rel or path.name, str(label or f"第{n}条"), problems)
-        if parsed is not None:
-            out.append(parsed)
+    if doc is None:
+        return out
+    nodes = doc.node.value if isinstance(doc.node, yaml.SequenceNode) else []
+    for n, entry in enumerate(doc.data):
+        node = nodes[n] if n < len(nodes) else None
+        label = _label(entry) or f"第{n + 1}条"
+        parsed = _parse(model, entry, node, rel, label, problems)
+        if parsed is None:
+            if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+                origins.unparsed.add(entry["name"])
+            continue
+        out.append(parsed)
+        where.append(_origin(rel, node))
     return out
 
 
-def _parse[M: BaseModel](
-    model: type[M], raw: Any, file: str, entry: str, problems: list[Problem]
+def _origin(rel: str, node: yaml.Node | None) -> Origin:
+    if node is None:
+        return Origin(rel)
+    keys = {}
+    if isinstance(node, yaml.MappingNode):
+        keys = {str(k.value): k.start_mark.line + 1 for k, _v in node.value if isinstance(k, yaml.ScalarNode)}
+    return Origin(rel, node.start_mark.line + 1, keys)
+
+
+def _label(entry: Any) -> str | None:
+    if not isinstance(entry, dict):
+        return None
+    for key in ("name", "number", "id"):
+        if isinstance(entry.get(key), str | int):
+            return str(entry[key])
+    return None
+
+
+def _parse(
+    model: type[M],
+    raw: Any,
+    node: yaml.Node | None,
+    file: str,
+    entry: str,
+    problems: list[Problem],
 ) -> M | None:
     try:
         return model.model_validate(raw)
     except ValidationError as e:
         for err in e.errors():
-            loc = ".".join(str(p) for p in err["loc"])
-            problems.append(Problem(file, entry, loc, _message(err)))
+            loc = err["loc"]
+            line = _line_at(node, loc) if node is not None else None
+            problems.append(Problem(file, entry, field_path(loc), describe_error(err), line))
         return None
+
+
+def _line_at(node: yaml.Node, loc: tuple[str | int, ...]) -> int:
+    """The line of the deepest YAML node the error location still reaches."""
+    for part in loc:
+        nxt: yaml.Node | None = None
+        if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+            # The key's own line: for "unknown field" that is exactly the offending line.
+            nxt = next((k for k, _v in node.value if getattr(k, "value", None) == part), None)
+            value = next((v for k, v in node.value if getattr(k, "value", None) == part), None)
+            if value is not None and isinstance(value, yaml.CollectionNode) and value.value:
+                nxt = value
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            nxt = node.value[part]
+        if nxt is None:
+            break
+        node = nxt
+    return int(node.start_mark.line) + 1
 
 
 _PYDANTIC_MESSAGES = {
     "missing": "缺少必填字段",
-    "extra_forbidden": "未知字段（拼写错误？）",
-    "string_too_short": "不能为空",
-    "too_short": "不能为空",
     "greater_than_equal": "不能为负数",
-    "enum": "取值不在允许范围内",
     "string_pattern_mismatch": "格式不对",
     "int_parsing": "应为整数",
     "int_type": "应为整数",
+    "int_from_float": "应为整数",
     "float_parsing": "应为数字",
+    "float_type": "应为数字",
+    "bool_parsing": "应为 true 或 false",
     "list_type": "应为列表",
     "string_type": "应为文字",
     "dict_type": "应为键值表",
     "model_type": "应为键值表",
+    "model_attributes_type": "应为键值表",
 }
 
 
-def _message(err: Any) -> str:
-    base = _PYDANTIC_MESSAGES.get(err["type"], err["msg"])
-    if err["type"] == "enum":
-        expected = err.get("ctx", {}).get("expected", "")
-        return f"{base}（允许：{expected}）"
+def describe_error(err: Any) -> str:
+    """One pydantic error in plain Chinese (the field path is shown next to it)."""
+    kind = err["type"]
+    ctx = err.get("ctx") or {}
+    loc = err["loc"]
+    last = str(loc[-1]) if loc else ""
+    if kind == "extra_forbidden":
+        close = difflib.get_close_matches(last, _ALL_FIELDS, n=1)
+        return "未知字段" + (f"（是不是「{close[0]}」？）" if close else "（拼写错误？）")
+    if kind == "enum":
+        return f"取值不在允许范围内（允许：{ctx.get('expected', '')}）"
+    if kind in ("string_too_short", "too_short"):
+        n = ctx.get("min_length", 1)
+        if n <= 1:
+            return "不能为空"
+        return f"至少 {n} 个字" if kind == "string_too_short" else f"至少要有 {n} 项"
+    if kind == "string_too_long":
+        return f"最多 {ctx.get('max_length')} 个字"
+    base = _PYDANTIC_MESSAGES.get(kind, err["msg"])
+    if kind in ("int_parsing", "int_type") and last.endswith("_days"):
+        base += "（工作日天数；即办写 0）"
+    if kind == "string_pattern_mismatch" and last == "id":
+        base += "（小写字母开头，只用小写字母、数字和下划线，2—24 位）"
     return base

@@ -1,75 +1,217 @@
-"""Catalog consistency checks (cross references, deadlines, name/alias collisions)."""
+"""Catalog consistency checks that no single entry can see on its own.
+
+Cross references (departments, windows, bundle members, related items, sample forms), deadlines,
+duplicate names and alias collisions, repeated materials and fees that say nothing.
+Every problem names the real file (and line) the entry came from, so `catalog check` output can be
+acted on directly; the loaders pass that in as `Origins` because the frozen models carry no source.
+"""
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
 
-from knowledge.schema import Catalog
+from knowledge.schema import Bundle, Catalog, Item, Window, _material_key, days_text
 
 
-def check_catalog(catalog: Catalog) -> list:  # list[Problem]; import cycle kept out of the signature
-    from knowledge.loader import Problem
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    entry: str  # item / bundle / department name, or "" for the file itself
+    field: str
+    message: str
+    line: int | None = None  # 1-based line (YAML) or row (spreadsheet)
 
+    def __str__(self) -> str:
+        place = f"{self.file} 第{self.line}行" if self.line else self.file
+        where = " / ".join(p for p in (place, self.entry, self.field) if p)
+        return f"{where}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Origin:
+    file: str
+    line: int | None = None  # where the entry starts
+    # Line of each top-level key, so "related: …" problems point at the `related:` line.
+    key_lines: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass
+class Origins:
+    """Where each entry came from; lists run parallel to the catalog's lists."""
+
+    items: list[Origin] = field(default_factory=list)
+    bundles: list[Origin] = field(default_factory=list)
+    departments: list[Origin] = field(default_factory=list)
+    windows: list[Origin] = field(default_factory=list)
+    # Names of entries that failed to parse (already reported): a bundle naming one of them must
+    # not get a second, misleading "member missing" problem.
+    unparsed: set[str] = field(default_factory=set)
+    # Spreadsheets speak in column names, not YAML keys.
+    field_names: Mapping[str, str] = field(default_factory=dict)
+
+
+_Add = Callable[[Origin, str, str, str], None]
+
+
+def field_path(loc: Sequence[str | int]) -> str:
+    """("materials", 0, "name") -> "materials.第1条.name": people count list entries from one."""
+    return ".".join(f"第{p + 1}条" if isinstance(p, int) else str(p) for p in loc)
+
+
+def check_catalog(catalog: Catalog, origins: Origins | None = None) -> list[Problem]:
+    o = origins or Origins()
     problems: list[Problem] = []
+
+    def at(kind: list[Origin], i: int, default: str) -> Origin:
+        return kind[i] if i < len(kind) else Origin(default)
+
+    def add(where: Origin, entry: str, fld: str, message: str) -> None:
+        label = o.field_names.get(fld.split(".")[0], fld) if fld else ""
+        if label != fld and "." in fld:
+            label += fld[fld.index(".") :]
+        line = where.key_lines.get(fld.split(".")[0], where.line)
+        problems.append(Problem(where.file, entry, label, message, line))
+
+    # Departments and windows.
     dept_names = {d.name for d in catalog.departments}
-    window_numbers = {w.number for w in catalog.windows}
+    first_dept: dict[str, Origin] = {}
+    first_dept_id: dict[str, Origin] = {}
+    for i, d in enumerate(catalog.departments):
+        where = at(o.departments, i, "departments.yaml")
+        if d.name in first_dept:
+            add(where, d.name, "name", f"部门名称重复（{_place(first_dept[d.name])}已有）")
+        if d.id in first_dept_id:
+            add(where, d.name, "id", f"部门编号「{d.id}」重复（{_place(first_dept_id[d.id])}已用）")
+        first_dept.setdefault(d.name, where)
+        first_dept_id.setdefault(d.id, where)
 
-    def dup(kind: str, file: str, names: list[str]) -> None:
-        seen: set[str] = set()
-        for n in names:
-            if n in seen:
-                problems.append(Problem(file, n, "name", f"{kind}名称重复"))
-            seen.add(n)
-
-    dup("部门", "departments.yaml", [d.name for d in catalog.departments])
-    dup("部门编号", "departments.yaml", [d.id for d in catalog.departments])
-    dup("窗口", "windows.yaml", [w.number for w in catalog.windows])
-    dup("事项", "items/", [i.name for i in catalog.items] + [b.name for b in catalog.bundles])
-
-    for w in catalog.windows:
+    windows: dict[str, Window] = {}
+    for i, w in enumerate(catalog.windows):
+        where = at(o.windows, i, "windows.yaml")
+        if w.number in windows:
+            add(where, w.number, "number", "窗口编号重复")
+        windows.setdefault(w.number, w)
         if w.department not in dept_names:
-            problems.append(Problem("windows.yaml", w.number, "department", f"未知部门「{w.department}」"))
+            add(where, w.number, "department", f"未知部门「{w.department}」（departments.yaml 中没有）")
 
-    item_names = {i.name for i in catalog.items}
-    for it in catalog.items:
-        where = "items/"
-        if it.department not in dept_names:
-            problems.append(Problem(where, it.name, "department", f"未知部门「{it.department}」"))
-        if it.window is not None and it.window not in window_numbers:
-            problems.append(Problem(where, it.name, "window", f"未知窗口「{it.window}」"))
-        if not it.materials:
-            problems.append(Problem(where, it.name, "materials", "申报材料不能为空"))
-        if it.statutory_days < 0 or it.promised_days < 0:
-            problems.append(Problem(where, it.name, "promised_days", "时限不能为负数"))
-        elif it.statutory_days and it.promised_days > it.statutory_days:
-            problems.append(
-                Problem(where, it.name, "promised_days", "承诺时限不能长于法定时限")
-            )
-        for r in it.related:
-            if r not in item_names and catalog.bundle(r) is None:
-                problems.append(Problem(where, it.name, "related", f"相关事项「{r}」不存在"))
+    # Names: items and bundles share one namespace because a question can land on either.
+    first_name: dict[str, Origin] = {}
+    entries: list[tuple[Item | Bundle, Origin]] = [
+        (it, at(o.items, i, "items/")) for i, it in enumerate(catalog.items)
+    ] + [(b, at(o.bundles, i, "bundles.yaml")) for i, b in enumerate(catalog.bundles)]
+    for entry, where in entries:
+        if entry.name in first_name:
+            add(where, entry.name, "name", f"事项名称重复（{_place(first_name[entry.name])}已有同名事项）")
+        else:
+            first_name[entry.name] = where
+    known = set(first_name) | o.unparsed
 
-    for b in catalog.bundles:
+    forms_dir = PurePosixPath("forms")
+    for i, it in enumerate(catalog.items):
+        where = at(o.items, i, "items/")
+        _check_item(it, where, add, dept_names, windows, known, catalog, forms_dir)
+
+    for i, b in enumerate(catalog.bundles):
+        where = at(o.bundles, i, "bundles.yaml")
         if b.lead_department not in dept_names:
-            problems.append(
-                Problem("bundles.yaml", b.name, "lead_department", f"未知部门「{b.lead_department}」")
+            add(
+                where,
+                b.name,
+                "lead_department",
+                f"未知牵头部门「{b.lead_department}」（departments.yaml 中没有）",
             )
+        seen: set[str] = set()
         for m in b.items:
-            if m not in item_names:
-                problems.append(Problem("bundles.yaml", b.name, "items", f"成员事项「{m}」不存在"))
+            if m in seen:
+                add(where, b.name, "items", f"成员事项「{m}」重复列出")
+            elif catalog.item(m) is None and m not in o.unparsed:
+                hint = "（这是一件事，不能作为成员）" if catalog.bundle(m) else ""
+                add(where, b.name, "items", f"成员事项「{m}」不存在{hint}")
+            seen.add(m)
+        if b.window is not None and b.window not in windows:
+            add(where, b.name, "window", f"未知窗口「{b.window}」（windows.yaml 中没有）")
         if b.promised_days is not None and b.promised_days < 0:
-            problems.append(Problem("bundles.yaml", b.name, "promised_days", "时限不能为负数"))
+            add(where, b.name, "promised_days", "时限不能为负数")
 
     # One phrase must lead to one entry: an alias shared by two entries makes the matcher guess.
-    owners: dict[str, set[str]] = defaultdict(set)
-    for entry in [*catalog.items, *catalog.bundles]:
-        for a in entry.aliases:
-            owners[a].add(entry.name)
-    for name in item_names | {b.name for b in catalog.bundles}:
-        owners[name].add(name)
-    for alias, names in sorted(owners.items()):
-        if len(names) > 1:
-            problems.append(
-                Problem("items/", "、".join(sorted(names)), "aliases", f"别名「{alias}」同时属于多个事项")
-            )
+    owner: dict[str, str] = {e.name: e.name for e, _ in entries}
+    for entry, where in entries:
+        for a in dict.fromkeys(entry.aliases):
+            if a == entry.name:
+                continue
+            other = owner.setdefault(a, entry.name)
+            if other == entry.name:
+                continue
+            what = "名称" if a == other else "别名"
+            add(where, entry.name, "aliases", f"别名「{a}」与「{other}」的{what}相同")
     return problems
+
+
+def _check_item(
+    it: Item,
+    where: Origin,
+    add: _Add,
+    dept_names: set[str],
+    windows: Mapping[str, Window],
+    known: set[str],
+    catalog: Catalog,
+    forms_dir: PurePosixPath,
+) -> None:
+    if it.department not in dept_names:
+        add(where, it.name, "department", f"未知部门「{it.department}」（departments.yaml 中没有）")
+    if it.window is not None:
+        w = windows.get(it.window)
+        if w is None:
+            add(where, it.name, "window", f"未知窗口「{it.window}」（windows.yaml 中没有）")
+        elif w.department != it.department and it.department in dept_names:
+            add(where, it.name, "window", f"窗口「{it.window}」属于「{w.department}」，不是本事项的实施部门")
+    if not it.materials:
+        add(where, it.name, "materials", "申报材料不能为空")
+    seen: dict[str, int] = {}
+    for n, m in enumerate(it.materials, start=1):
+        key = _material_key(m.name)
+        if key in seen:
+            add(where, it.name, f"materials.第{n}条", f"材料「{m.name}」重复列出（与第{seen[key]}条相同）")
+        seen.setdefault(key, n)
+        if m.sample is not None:
+            _check_sample(it, n, m.sample, where, add, catalog, forms_dir)
+    for fld, days in (("statutory_days", it.statutory_days), ("promised_days", it.promised_days)):
+        if days < 0:
+            add(where, it.name, fld, f"时限不能为负数（{days}）")
+    if it.statutory_days > 0 and it.promised_days > it.statutory_days:
+        add(
+            where,
+            it.name,
+            "promised_days",
+            f"承诺时限（{days_text(it.promised_days)}）长于法定时限（{days_text(it.statutory_days)}）",
+        )
+    for n, f in enumerate(it.fees, start=1):
+        if f.amount is None and not f.rule:
+            add(
+                where, it.name, f"fees.第{n}条", f"收费「{f.name}」既没有金额（amount）也没有收费规则（rule）"
+            )
+    for r in it.related:
+        if r == it.name:
+            add(where, it.name, "related", "相关事项不能是自己")
+        elif r not in known:
+            add(where, it.name, "related", f"相关事项「{r}」不存在")
+
+
+def _check_sample(
+    it: Item, n: int, sample: str, where: Origin, add: _Add, catalog: Catalog, forms_dir: PurePosixPath
+) -> None:
+    # The bot sends this file to citizens: it must stay inside forms/ and actually exist.
+    rel = PurePosixPath(sample)
+    if rel.is_absolute() or ".." in rel.parts or "\\" in sample:
+        add(where, it.name, f"materials.第{n}条.sample", f"样表路径「{sample}」必须是 forms/ 下的文件名")
+        return
+    if catalog.root is None:
+        return  # spreadsheets carry no forms
+    if not (Path(catalog.root) / forms_dir / rel).is_file():
+        add(where, it.name, f"materials.第{n}条.sample", f"样表文件 forms/{sample} 不存在")
+
+
+def _place(o: Origin) -> str:
+    return f"{o.file} 第{o.line}行" if o.line else o.file
