@@ -64,13 +64,12 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 
 async def prepare_database(engine: AsyncEngine) -> None:
-    """Bring the schema up to date at start-up.
+    """Bring the schema up to date at start-up: Alembic `upgrade head` (models/migrations/).
 
-    TEMPORARY: create_all of every imported SQLModel table; to be replaced by Alembic `upgrade head`.
+    The same migrations as `yichuang db upgrade`, so a fresh SQLite file, an existing database
+    and PostgreSQL all end at the same schema.
     """
-    from sqlmodel import SQLModel
-
-    import models.tables  # noqa: F401  (registers every table on SQLModel.metadata)
+    from models.migrations import upgrade_connection
 
     async with engine.begin() as conn:
-        await conn.run_sync(SQLModel.metadata.create_all)
+        await conn.run_sync(upgrade_connection)

@@ -1,0 +1,71 @@
+"""Lockout after repeated failed case lookups, stored in the database so every process agrees.
+
+5 failures within 10 minutes lock the user (a Telegram user, or an API client key) for 30 minutes.
+A success does not clear earlier failures: otherwise someone holding one valid case could
+interleave it with guesses at other people's factors and never be locked.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import delete, func, select
+from sqlmodel import Field, SQLModel
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from models.cases import utc_column
+
+MAX_FAILURES = 5
+WINDOW = dt.timedelta(minutes=10)
+LOCK_FOR = dt.timedelta(minutes=30)
+
+
+class LookupFailure(SQLModel, table=True):
+    __tablename__ = "lookup_failures"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_key: str = Field(max_length=64, index=True)  # 'tg:<user id>' …, never a phone number
+    at: dt.datetime = utc_column()
+
+
+class LookupLock(SQLModel, table=True):
+    __tablename__ = "lookup_locks"
+
+    user_key: str = Field(max_length=64, primary_key=True)
+    locked_until: dt.datetime = utc_column()
+
+
+async def locked_until(*, session: AsyncSession, user_key: str, now: dt.datetime) -> dt.datetime | None:
+    """When the user's lock ends, or None when they may try."""
+    lock = await session.get(LookupLock, user_key)
+    if lock is not None and lock.locked_until > now:
+        return lock.locked_until
+    return None
+
+
+async def record_failure(*, session: AsyncSession, user_key: str, now: dt.datetime) -> dt.datetime | None:
+    """Count one failure (no commit); returns the lock's end when this failure locks the user."""
+    # Old rows serve no rule any more; pruning here keeps the table as small as the traffic.
+    await session.execute(
+        delete(LookupFailure).where(
+            LookupFailure.user_key == user_key,  # type: ignore[arg-type]
+            LookupFailure.at <= now - WINDOW,  # type: ignore[arg-type,operator]
+        )
+    )
+    session.add(LookupFailure(user_key=user_key, at=now))
+    await session.flush()
+    recent = await session.scalar(
+        select(func.count())
+        .select_from(LookupFailure)
+        .where(LookupFailure.user_key == user_key, LookupFailure.at > now - WINDOW)  # type: ignore[arg-type,operator]
+    )
+    if (recent or 0) < MAX_FAILURES:
+        return None
+    until = now + LOCK_FOR
+    lock = await session.get(LookupLock, user_key)
+    if lock is None:
+        session.add(LookupLock(user_key=user_key, locked_until=until))
+    else:
+        lock.locked_until = until
+        session.add(lock)
+    return until

@@ -1,0 +1,171 @@
+"""Working days on the Chinese mainland calendar, for promised deadlines (承诺时限).
+
+Time limits in the catalog are counted in working days (工作日): weekends and statutory holidays do
+not count, and adjusted working weekends (调休上班) do. The national schedule comes from the
+maintained package `chinesecalendar`; models/workdays.yaml adds local days off / working days.
+
+chinesecalendar only knows years the State Council has announced. A deadline that reaches past
+them must still be given to the applicant, so it is computed from weekends, the fixed-date
+statutory holidays and the local file, and marked provisional (暂定) instead of failing.
+
+Dates here are local dates in China (UTC+8, no daylight saving): a case accepted at 09:00 Beijing
+time on Monday is accepted on Monday even though it is Monday 01:00 UTC.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import chinese_calendar
+import yaml
+from chinese_calendar import constants as cc_constants
+
+CHINA_TZ = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
+DEFAULT_FILE = Path(__file__).resolve().parent / "workdays.yaml"
+# A promise longer than this is a data error; the cap keeps a typo from looping for years.
+MAX_WORKDAYS = 2000
+
+
+def local_date(moment: dt.datetime) -> dt.date:
+    """The calendar date in China of an aware timestamp (naive ones are taken as UTC)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(CHINA_TZ).date()
+
+
+class WorkdaysConfigError(ValueError):
+    """The local calendar file is malformed; the message says where, in Chinese."""
+
+
+@dataclass(frozen=True)
+class Deadline:
+    due: dt.date
+    provisional: bool  # some day on the way lies in a year nobody has announced yet
+
+
+@dataclass
+class WorkCalendar:
+    extra_holidays: dict[dt.date, str] = field(default_factory=dict)
+    extra_workdays: dict[dt.date, str] = field(default_factory=dict)
+    announced_years: frozenset[int] = frozenset()
+    fixed_holidays: frozenset[tuple[int, int]] = frozenset()  # (month, day) for unannounced years
+    # Years the package has data for; kept as fields so tests can simulate an older package.
+    package_first_year: int = min(cc_constants.holidays).year
+    package_last_year: int = max(cc_constants.holidays).year
+
+    @classmethod
+    def from_file(cls, path: str | Path | None = None) -> WorkCalendar:
+        p = Path(path) if path else DEFAULT_FILE
+        try:
+            raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise WorkdaysConfigError(f"{p}: 无法读取工作日配置（{e}）") from e
+        if not isinstance(raw, dict):
+            raise WorkdaysConfigError(f"{p}: 顶层应是键值对")
+        return cls(
+            extra_holidays=_dates(raw.get("holidays"), p, "holidays"),
+            extra_workdays=_dates(raw.get("workdays"), p, "workdays"),
+            announced_years=frozenset(_years(raw.get("announced_years"), p)),
+            fixed_holidays=frozenset(_month_days(raw.get("provisional_fixed_holidays"), p)),
+        )
+
+    def is_known(self, year: int) -> bool:
+        """True when the year's national schedule is really known (package or local file)."""
+        return self.package_first_year <= year <= self.package_last_year or year in self.announced_years
+
+    def is_workday(self, day: dt.date) -> bool:
+        if day in self.extra_workdays:
+            return True
+        if day in self.extra_holidays:
+            return False
+        if self.package_first_year <= day.year <= self.package_last_year:
+            return bool(chinese_calendar.is_workday(day))
+        # Unannounced (or pre-2004) year: weekends and the fixed-date holidays are the best guess.
+        return day.weekday() < 5 and (day.month, day.day) not in self.fixed_holidays
+
+    def add_workdays(self, start: dt.date, days: int) -> Deadline:
+        """The `days`-th working day after `start`; 0 (即办) is `start` itself.
+
+        The start day is not counted, as 行政许可法 counts a limit from the day after acceptance.
+        """
+        if days < 0 or days > MAX_WORKDAYS:
+            raise ValueError(f"工作日数不合理：{days}")
+        day, left = start, days
+        while left:
+            day += dt.timedelta(days=1)
+            if self.is_workday(day):
+                left -= 1
+        return Deadline(day, self.is_provisional(start, day))
+
+    def workdays_between(self, start: dt.date, end: dt.date) -> int:
+        """Working days d with start < d <= end; negative when end is before start.
+
+        Used both for "working days left" (today → due date) and for paused correction time
+        (the day corrections were requested → the day review resumed).
+        """
+        if end < start:
+            return -self.workdays_between(end, start)
+        count, day = 0, start
+        while day < end:
+            day += dt.timedelta(days=1)
+            count += self.is_workday(day)
+        return count
+
+    def is_provisional(self, start: dt.date, end: dt.date) -> bool:
+        lo, hi = min(start, end), max(start, end)
+        return any(not self.is_known(y) for y in range(lo.year, hi.year + 1))
+
+
+@lru_cache(maxsize=1)
+def default_calendar() -> WorkCalendar:
+    """The packaged calendar (national data + models/workdays.yaml), loaded once per process."""
+    return WorkCalendar.from_file()
+
+
+def _as_date(value: Any) -> dt.date | None:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value).strip())
+    except ValueError:
+        return None
+
+
+def _dates(raw: Any, path: Path, key: str) -> dict[dt.date, str]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise WorkdaysConfigError(f"{path} / {key}: 应写成「日期: 原因」的键值对")
+    out: dict[dt.date, str] = {}
+    for k, reason in raw.items():
+        d = _as_date(k)
+        if d is None:
+            raise WorkdaysConfigError(f"{path} / {key}: 日期「{k}」格式应为 YYYY-MM-DD")
+        out[d] = str(reason or "")
+    return out
+
+
+def _years(raw: Any, path: Path) -> list[int]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list) or not all(isinstance(y, int) for y in raw):
+        raise WorkdaysConfigError(f"{path} / announced_years: 应是年份列表，如 [2027]")
+    return list(raw)
+
+
+def _month_days(raw: Any, path: Path) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for v in raw or []:
+        try:
+            month, day = (int(x) for x in str(v).split("-"))
+            dt.date(2000, month, day)  # leap year: accepts 02-29
+        except ValueError as e:
+            raise WorkdaysConfigError(f"{path} / provisional_fixed_holidays: 「{v}」格式应为 MM-DD") from e
+        out.append((month, day))
+    return out
