@@ -256,6 +256,7 @@ async def get_steps(*, session: AsyncSession, case_id: int) -> list[CaseStep]:
     """Lead department first, then in creation order."""
     rows = await session.exec(
         select(CaseStep)
+        .execution_options(populate_existing=True)
         .where(col(CaseStep.case_id) == case_id)
         .order_by(col(CaseStep.is_lead).desc(), col(CaseStep.id))
     )
@@ -500,7 +501,12 @@ async def _apply_once(
     case = None
     if canonical is not None:
         case = (
-            await session.exec(select(Case).where(col(Case.number) == canonical).with_for_update())
+            await session.exec(
+                select(Case)
+                .where(col(Case.number) == canonical)
+                .with_for_update()
+                .execution_options(populate_existing=True)  # decide on the stored state, not a cached one
+            )
         ).first()
     if case is None:
         return EventResult(EventOutcome.NOT_FOUND, reason="没有这个办件编号")

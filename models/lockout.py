@@ -46,7 +46,7 @@ async def locked_until(*, session: AsyncSession, user_key: str, now: dt.datetime
 async def record_failure(*, session: AsyncSession, user_key: str, now: dt.datetime) -> dt.datetime | None:
     """Count one failure (no commit); returns the lock's end when this failure locks the user."""
     # Old rows serve no rule any more; pruning here keeps the table as small as the traffic.
-    await session.execute(
+    await session.exec(
         delete(LookupFailure).where(
             LookupFailure.user_key == user_key,  # type: ignore[arg-type]
             LookupFailure.at <= now - WINDOW,  # type: ignore[arg-type,operator]
