@@ -19,6 +19,7 @@ How it ranks, in two stages:
 from __future__ import annotations
 
 import math
+import sys
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -49,18 +50,21 @@ UNIGRAM_QUERY_WEIGHT = 0.3  # single characters are ambiguous in Chinese; bigram
 COVER_LABEL = 1.0
 COVER_KEYWORD = 0.85
 COVER_WEAK = 0.6  # department name, a bundle's member names
+COVER_MATERIAL = 0.5  # "领结婚证要户口本吗": the 户口簿 is explained by the item's materials
 COVER_CHAR = 0.35  # the character alone occurs in a name/alias/keyword
 FUZZY_MIN_LABEL = 4  # shorter labels: one wrong character is a different word ("天然气"/"天天气")
-FUZZY_CUTOFF = 74.0  # one wrong character in a four-character name still counts
 FUZZY_CREDIT = 0.9
-KEYWORD_RECALL = 0.7  # a whole keyword in the question says less than a whole name or alias
+KEYWORD_RECALL = 0.5  # a whole keyword in the question says less than a whole name or alias
 
 CANDIDATES = 30
 FUZZY_CANDIDATES = 12
 MAX_QUESTION_CHARS = 200
 
-W_COVERAGE, W_RECALL, W_BM25 = 0.5, 0.3, 0.2
+W_COVERAGE, W_RECALL, W_BM25 = 0.45, 0.35, 0.2
 BUNDLE_CUE_BONUS = 0.12
+# Without such wording a bundle must explain clearly more than its member item to win:
+# "公司怎么领发票" is the 发票 item, even though 企业开办一件事 also mentions 公司.
+BUNDLE_NO_CUE_PENALTY = 0.06
 CONFIDENT_COVERAGE = 0.6
 CONFIDENT_SCORE = 0.5
 
@@ -84,7 +88,8 @@ class MatchResult:
 
 
 def _bigrams(s: str) -> set[str]:
-    return {s[i : i + 2] for i in range(len(s) - 1)}
+    # Interned: ten thousand entries share a few tens of thousands of distinct bigrams.
+    return {sys.intern(s[i : i + 2]) for i in range(len(s) - 1)}
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,7 @@ class _Entry:
     strong_bigrams: frozenset[str]  # name + aliases
     keyword_bigrams: frozenset[str]
     weak_bigrams: frozenset[str]
+    material_bigrams: tuple[frozenset[str], ...]  # one pooled set per material name
     chars: frozenset[str]  # characters of name, aliases and keywords
 
 
@@ -105,6 +111,7 @@ class Matcher:
         self.catalog = catalog
         self.norm = normalizer or default_normalizer()
         self._entries: list[_Entry] = []
+        self._set_pool: dict[frozenset[str], frozenset[str]] = {}
         field_texts: list[dict[str, list[str]]] = []
         for it in catalog.items:
             field_texts.append(self._add_item(it))
@@ -116,6 +123,11 @@ class Matcher:
 
     # -- index -----------------------------------------------------------------------------
 
+    def _set(self, items: set[str]) -> frozenset[str]:
+        # Near-duplicate entries share whole sets (same department, same words): keep one copy.
+        fs = frozenset(items)
+        return self._set_pool.setdefault(fs, fs)
+
     def _add(self, name: str, kind: Kind, fields: dict[str, list[str]]) -> dict[str, list[str]]:
         n = self.norm.content
         fields = {f: [t for s in texts if (t := n(s))] for f, texts in fields.items()}
@@ -126,14 +138,15 @@ class Matcher:
                 name=name,
                 kind=kind,
                 labels=labels,
-                label_bigrams=tuple(frozenset(_bigrams(s)) for s in labels),
-                keyword_sets=tuple(frozenset(_bigrams(s)) for s in keywords if len(s) > 1),
-                strong_bigrams=frozenset().union(*(_bigrams(s) for s in labels)),
-                keyword_bigrams=frozenset().union(*(_bigrams(s) for s in keywords)),
-                weak_bigrams=frozenset().union(
-                    *(_bigrams(s) for s in fields["department"] + fields["member"])
+                label_bigrams=tuple(self._set(_bigrams(s)) for s in labels),
+                keyword_sets=tuple(self._set(_bigrams(s)) for s in keywords if len(s) > 1),
+                strong_bigrams=self._set(set().union(*(_bigrams(s) for s in labels))),
+                keyword_bigrams=self._set(set().union(*(_bigrams(s) for s in keywords))),
+                weak_bigrams=self._set(
+                    set().union(*(_bigrams(s) for s in fields["department"] + fields["member"]))
                 ),
-                chars=frozenset("".join(labels) + "".join(keywords)),
+                material_bigrams=tuple(dict.fromkeys(self._set(_bigrams(s)) for s in fields["material"])),
+                chars=self._set({sys.intern(c) for c in "".join(labels) + "".join(keywords)}),
             )
         )
         return fields
@@ -189,8 +202,8 @@ class Matcher:
             e = self._entries[int(idx)]
             coverage, recall = self._explain(e, q, qbigrams, fuzzy=rank < FUZZY_CANDIDATES)
             score = W_COVERAGE * coverage + W_RECALL * recall + W_BM25 * float(bm25[idx]) / best_bm25
-            if q.bundle_cue and e.kind == "bundle":
-                score += BUNDLE_CUE_BONUS
+            if e.kind == "bundle":
+                score += BUNDLE_CUE_BONUS if q.bundle_cue else -BUNDLE_NO_CUE_PENALTY
             scored.append((score, coverage, int(idx)))
         scored.sort(key=lambda s: -s[0])
         best_score, best_coverage, _ = scored[0]
@@ -222,6 +235,8 @@ class Matcher:
                 credit = COVER_KEYWORD
             elif bg in e.weak_bigrams:
                 credit = COVER_WEAK
+            elif any(bg in m for m in e.material_bigrams):
+                credit = COVER_MATERIAL
             else:
                 continue
             cover[i] = max(cover[i], credit)
@@ -238,7 +253,9 @@ class Matcher:
             for label in e.labels:
                 if not FUZZY_MIN_LABEL <= len(label) <= len(content):
                     continue
-                al = fuzz.partial_ratio_alignment(label, content, processor=None, score_cutoff=FUZZY_CUTOFF)
+                # At most one mistyped character: a typo, not a different word ("变更注册资本").
+                cutoff = 100 * (1 - 1 / len(label)) - 0.01
+                al = fuzz.partial_ratio_alignment(label, content, processor=None, score_cutoff=cutoff)
                 if al is None:
                     continue
                 credit = FUZZY_CREDIT * al.score / 100

@@ -39,7 +39,9 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
     return code, out, err
 
 
-def test_ask_json_has_exactly_the_documented_shape(capsys: pytest.CaptureFixture[str], catalog_dir: Path) -> None:
+def test_ask_json_has_exactly_the_documented_shape(
+    capsys: pytest.CaptureFixture[str], catalog_dir: Path
+) -> None:
     code, out, _ = _run(capsys, "ask", "扯证要带啥", "--json", "--catalog", str(catalog_dir), "--limit", "3")
     assert code == 0
     data = json.loads(out)
@@ -85,7 +87,9 @@ def test_eval_json_counts_hits_rejections_and_misses(
     assert data["misses"][0]["got"][0] == "契税申报"
 
 
-def test_eval_text_lists_misses(capsys: pytest.CaptureFixture[str], catalog_dir: Path, tmp_path: Path) -> None:
+def test_eval_text_lists_misses(
+    capsys: pytest.CaptureFixture[str], catalog_dir: Path, tmp_path: Path
+) -> None:
     f = _write_jsonl(tmp_path / "q.jsonl", [{"q": "交契税", "expect": ["离婚登记"]}])
     code, out, _ = _run(capsys, "eval", str(f), "--catalog", str(catalog_dir))
     assert code == 0

@@ -27,7 +27,14 @@ def _item(name: str, dept: str, aliases: list[str], keywords: list[str], materia
     )
 
 
-SCJG, GA, MZ, XF, ZR, TAX = "县市场监督管理局", "县公安局", "县民政局", "县消防救援大队", "县不动产登记中心", "县税务局"
+SCJG, GA, MZ, XF, ZR, TAX = (
+    "县市场监督管理局",
+    "县公安局",
+    "县民政局",
+    "县消防救援大队",
+    "县不动产登记中心",
+    "县税务局",
+)
 
 
 def fixture_catalog() -> Catalog:
@@ -67,7 +74,13 @@ def fixture_catalog() -> Catalog:
             ["身份证过期", "身份证到期"],
             ["户口簿", "近期照片"],
         ),
-        _item("出生登记", GA, ["新生儿上户口", "报户口", "落户口"], ["出生证明", "出生"], ["出生医学证明", "户口簿"]),
+        _item(
+            "出生登记",
+            GA,
+            ["新生儿上户口", "报户口", "落户口"],
+            ["出生证明", "出生"],
+            ["出生医学证明", "户口簿"],
+        ),
         _item(
             "机动车驾驶证换证、补证",
             GA,
@@ -77,7 +90,9 @@ def fixture_catalog() -> Catalog:
         ),
         _item("结婚登记", MZ, ["领结婚证", "扯证", "领证"], ["结婚"], ["户口簿", "身份证", "合影照片"]),
         _item("离婚登记", MZ, ["办离婚", "协议离婚"], ["离婚"], ["离婚协议书", "结婚证"]),
-        _item("不动产转移登记", ZR, ["房屋过户", "过户", "房产过户"], ["买房", "卖房", "继承"], ["不动产权证书"]),
+        _item(
+            "不动产转移登记", ZR, ["房屋过户", "过户", "房产过户"], ["买房", "卖房", "继承"], ["不动产权证书"]
+        ),
         _item("契税申报", TAX, ["交契税", "缴纳契税"], ["契税", "买房交税"], ["购房合同", "身份证"]),
         _item("社会保障卡申领", "县人社局", ["社保卡", "办社保卡"], ["社会保障卡"], ["身份证", "照片"]),
     ]
@@ -101,8 +116,19 @@ def fixture_catalog() -> Catalog:
         Department(id=f"d{n}", name=d)
         for n, d in enumerate(sorted({i.department for i in items} | {b.lead_department for b in bundles}))
     ]
-    center = Center(name="测试中心", address="测试路1号", hours=["周一至周五"], phones=[Phone(label="咨询", number="12345")])
-    return Catalog(center, depts, [Window(number="A01", department=SCJG, chief_name="张三", chief_title="科长")], items, bundles)
+    center = Center(
+        name="测试中心",
+        address="测试路1号",
+        hours=["周一至周五"],
+        phones=[Phone(label="咨询", number="12345")],
+    )
+    return Catalog(
+        center,
+        depts,
+        [Window(number="A01", department=SCJG, chief_name="张三", chief_title="科长")],
+        items,
+        bundles,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +176,17 @@ def test_one_permit_of_a_bundle_is_the_item(matcher: Matcher) -> None:
 
 @pytest.mark.parametrize(
     "question",
-    ["今天天气怎么样", "讲个笑话", "附近有什么好吃的饭馆", "火锅哪家好吃", "股票行情", "你好", "", "？？？", "🙂"],
+    [
+        "今天天气怎么样",
+        "讲个笑话",
+        "附近有什么好吃的饭馆",
+        "火锅哪家好吃",
+        "股票行情",
+        "你好",
+        "",
+        "？？？",
+        "🙂",
+    ],
 )
 def test_out_of_scope_is_not_confident(matcher: Matcher, question: str) -> None:
     assert not matcher.search(question).confident
@@ -181,7 +217,12 @@ def test_empty_catalog_answers_nothing() -> None:
 def test_vocabulary_rewrites_everyday_words_and_weighs_fillers() -> None:
     norm = Normalizer(
         Vocabulary.from_mapping(
-            {"synonyms": {"住房公积金": ["公积金"]}, "fillers": ["怎么办"], "light": [["的"]], "bundle_cues": ["哪些证"]}
+            {
+                "synonyms": {"住房公积金": ["公积金"]},
+                "fillers": ["怎么办"],
+                "light": [["的"]],
+                "bundle_cues": ["哪些证"],
+            }
         )
     )
     assert norm.normalize("公积金") == "住房公积金"
