@@ -18,7 +18,6 @@ How it ranks, in two stages:
 
 from __future__ import annotations
 
-import math
 import sys
 from collections import defaultdict
 from collections.abc import Iterable
@@ -57,7 +56,7 @@ FUZZY_CREDIT = 0.9
 KEYWORD_RECALL = 0.5  # a whole keyword in the question says less than a whole name or alias
 
 CANDIDATES = 30
-FUZZY_CANDIDATES = 12
+DEEP_CANDIDATES = 12  # material text and typo alignment only for the best-ranked few
 MAX_QUESTION_CHARS = 200
 
 W_COVERAGE, W_RECALL, W_BM25 = 0.45, 0.35, 0.2
@@ -181,11 +180,10 @@ class Matcher:
     # -- search ----------------------------------------------------------------------------
 
     def search(self, question: str, limit: int = 5) -> MatchResult:
-        q = self.norm.analyze(question[: MAX_QUESTION_CHARS * 2], self._known)
-        if len(q.text) > MAX_QUESTION_CHARS:
-            q = Analysis(q.text[:MAX_QUESTION_CHARS], q.weights[:MAX_QUESTION_CHARS], q.bundle_cue)
-        if q.content_weight == 0 or limit <= 0:
+        a = self.norm.analyze(question[: MAX_QUESTION_CHARS * 2], self._known)
+        if a.content_weight == 0 or limit <= 0:
             return MatchResult(question, False, [])
+        q = _Query.of(a)
         bm25 = self._retrieve(q)
         nonzero = int(np.count_nonzero(bm25))
         if nonzero == 0:
@@ -195,16 +193,15 @@ class Matcher:
         top = top[np.argsort(-bm25[top], kind="stable")]
         top = top[bm25[top] > 0]
         best_bm25 = float(bm25[top[0]])
-        qbigrams = _query_bigrams(q)
 
         scored: list[tuple[float, float, int]] = []
-        for rank, idx in enumerate(top):
-            e = self._entries[int(idx)]
-            coverage, recall = self._explain(e, q, qbigrams, fuzzy=rank < FUZZY_CANDIDATES)
+        for rank, idx in enumerate(top.tolist()):
+            e = self._entries[idx]
+            coverage, recall = self._explain(e, q, deep=rank < DEEP_CANDIDATES)
             score = W_COVERAGE * coverage + W_RECALL * recall + W_BM25 * float(bm25[idx]) / best_bm25
             if e.kind == "bundle":
                 score += BUNDLE_CUE_BONUS if q.bundle_cue else -BUNDLE_NO_CUE_PENALTY
-            scored.append((score, coverage, int(idx)))
+            scored.append((score, coverage, idx))
         scored.sort(key=lambda s: -s[0])
         best_score, best_coverage, _ = scored[0]
         confident = best_coverage >= CONFIDENT_COVERAGE and best_score >= CONFIDENT_SCORE
@@ -214,68 +211,96 @@ class Matcher:
         ]
         return MatchResult(question, confident, matches)
 
-    def _retrieve(self, q: Analysis) -> np.ndarray:
+    def _retrieve(self, q: _Query) -> np.ndarray:
         scores = np.zeros(len(self._entries), dtype=np.float32)
-        for term, weight in _query_terms(q).items():
+        for term, weight in q.terms.items():
             posting = self._postings.get(term)
             if posting is not None:
                 ids, vals = posting
                 scores[ids] += vals * np.float32(weight)
         return scores
 
-    def _explain(self, e: _Entry, q: Analysis, qbigrams: set[str], *, fuzzy: bool) -> tuple[float, float]:
-        """(share of the question's weight the entry explains, best share of one label found)."""
-        text, weights = q.text, q.weights
-        cover = [COVER_CHAR if c in e.chars else 0.0 for c in text]
-        for i in range(len(text) - 1):
-            bg = text[i : i + 2]
-            if bg in e.strong_bigrams:
+    def _explain(self, e: _Entry, q: _Query, *, deep: bool) -> tuple[float, float]:
+        """(share of the question's weight the entry explains, best share of one label found).
+
+        `deep` (the best-ranked few only): also material text and typo-tolerant alignment."""
+        chars = e.chars
+        cover = [COVER_CHAR if c in chars else 0.0 for c in q.text]
+        strong, kw, weak = e.strong_bigrams, e.keyword_bigrams, e.weak_bigrams
+        materials = e.material_bigrams if deep else ()
+        for i, bg in q.pairs:
+            if bg in strong:
                 credit = COVER_LABEL
-            elif bg in e.keyword_bigrams:
+            elif bg in kw:
                 credit = COVER_KEYWORD
-            elif bg in e.weak_bigrams:
+            elif bg in weak:
                 credit = COVER_WEAK
-            elif any(bg in m for m in e.material_bigrams):
+            elif any(bg in m for m in materials):
                 credit = COVER_MATERIAL
             else:
                 continue
-            cover[i] = max(cover[i], credit)
-            cover[i + 1] = max(cover[i + 1], credit)
-        recall = max(
-            max((len(bgs & qbigrams) / len(bgs) for bgs in e.label_bigrams if bgs), default=0.0),
-            KEYWORD_RECALL * max((len(bgs & qbigrams) / len(bgs) for bgs in e.keyword_sets), default=0.0),
-        )
-        if fuzzy and recall < 1.0:
+            if cover[i] < credit:
+                cover[i] = credit
+            if cover[i + 1] < credit:
+                cover[i + 1] = credit
+        qb = q.bigrams
+        recall = max((len(bgs & qb) / len(bgs) for bgs in e.label_bigrams if bgs), default=0.0)
+        if e.keyword_sets:
+            recall = max(recall, KEYWORD_RECALL * max(len(bgs & qb) / len(bgs) for bgs in e.keyword_sets))
+        if deep and recall < 1.0:
             # Typos: align names/aliases against the question's content only, so a filler such
             # as 手续 can never pass for the 延续 of a different item's name.
-            pos = [i for i, w in enumerate(weights) if w > 0]
-            content = "".join(text[i] for i in pos)
             for label in e.labels:
-                if not FUZZY_MIN_LABEL <= len(label) <= len(content):
+                if not FUZZY_MIN_LABEL <= len(label) <= len(q.content):
                     continue
                 # At most one mistyped character: a typo, not a different word ("变更注册资本").
                 cutoff = 100 * (1 - 1 / len(label)) - 0.01
-                al = fuzz.partial_ratio_alignment(label, content, processor=None, score_cutoff=cutoff)
+                al = fuzz.partial_ratio_alignment(label, q.content, processor=None, score_cutoff=cutoff)
                 if al is None:
                     continue
                 credit = FUZZY_CREDIT * al.score / 100
                 recall = max(recall, credit)
-                for i in pos[al.dest_start : al.dest_end]:
+                for i in q.content_pos[al.dest_start : al.dest_end]:
                     cover[i] = max(cover[i], credit)
-        total = sum(weights)
-        coverage = sum(c * w for c, w in zip(cover, weights, strict=True)) / total
+        coverage = sum(c * w for c, w in zip(cover, q.weights, strict=True)) / q.total
         return coverage, recall
 
 
-def _query_bigrams(q: Analysis) -> set[str]:
-    t, w = q.text, q.weights
-    return {t[i : i + 2] for i in range(len(t) - 1) if w[i] > 0 and w[i + 1] > 0}
+@dataclass(frozen=True)
+class _Query:
+    """A question prepared once for scoring against every candidate."""
+
+    text: str
+    weights: tuple[float, ...]
+    total: float
+    bundle_cue: bool
+    pairs: tuple[tuple[int, str], ...]  # bigrams with both characters carrying weight
+    bigrams: frozenset[str]
+    content: str  # the question without fillers, for typo alignment
+    content_pos: tuple[int, ...]  # position in `text` of each character of `content`
+    terms: dict[str, float]  # retrieval terms and their weights
+
+    @classmethod
+    def of(cls, a: Analysis) -> _Query:
+        text, w = a.text[:MAX_QUESTION_CHARS], a.weights[:MAX_QUESTION_CHARS]
+        pairs = tuple((i, text[i : i + 2]) for i in range(len(text) - 1) if w[i] > 0 and w[i + 1] > 0)
+        pos = tuple(i for i, x in enumerate(w) if x > 0)
+        return cls(
+            text=text,
+            weights=w,
+            total=sum(w),
+            bundle_cue=a.bundle_cue,
+            pairs=pairs,
+            bigrams=frozenset(bg for _, bg in pairs),
+            content="".join(text[i] for i in pos),
+            content_pos=pos,
+            terms=_query_terms(text, w),
+        )
 
 
-def _query_terms(q: Analysis) -> dict[str, float]:
+def _query_terms(t: str, w: tuple[float, ...]) -> dict[str, float]:
     """Unique query terms with their weight; filler characters neither form nor join terms."""
     terms: dict[str, float] = {}
-    t, w = q.text, q.weights
     for i, c in enumerate(t):
         if w[i] > 0:
             terms[c] = max(terms.get(c, 0.0), UNIGRAM_QUERY_WEIGHT * w[i])
@@ -302,31 +327,41 @@ def _build_postings(docs: list[dict[str, list[str]]]) -> dict[str, tuple[np.ndar
         return {}
     lengths = {f: [sum(len(s) for s in d[f]) for d in docs] for f in FIELDS}
     avg = {f: (sum(v) / n) or 1.0 for f, v in lengths.items()}
-    pseudo_tf: list[dict[str, float]] = []
-    df: dict[str, int] = defaultdict(int)
-    df_strong: dict[str, int] = defaultdict(int)
+    term_ids: dict[str, int] = {}
+    col_term: list[int] = []
+    col_doc: list[int] = []
+    col_tf: list[float] = []
+    col_strong: list[bool] = []
     for d_id, doc in enumerate(docs):
         acc: dict[str, float] = defaultdict(float)
         strong: set[str] = set()
         for f, (weight, b) in FIELDS.items():
             norm = 1 - b + b * lengths[f][d_id] / avg[f]
-            for term, tf in _terms_of(doc[f]).items():
+            tfs = _terms_of(doc[f])
+            for term, tf in tfs.items():
                 acc[term] += weight * tf / norm
-                if f in STRONG_FIELDS:
-                    strong.add(term)
-        for term in acc:
-            df[term] += 1
-        for term in strong:
-            df_strong[term] += 1
-        pseudo_tf.append(acc)
-    ids: dict[str, list[int]] = defaultdict(list)
-    vals: dict[str, list[float]] = defaultdict(list)
-    for d_id, acc in enumerate(pseudo_tf):
+            if f in STRONG_FIELDS:
+                strong.update(tfs)
         for term, tf in acc.items():
-            # Rarity among names and keywords: "身份证" printed in thousands of material lists
-            # must not make the 身份证 item's own name a common word.
-            d = df_strong.get(term) or df[term]
-            idf = math.log(1 + (n - d + 0.5) / (d + 0.5))
-            ids[term].append(d_id)
-            vals[term].append(idf * tf * (K1 + 1) / (tf + K1))
-    return {t: (np.asarray(ids[t], dtype=np.int32), np.asarray(vals[t], dtype=np.float32)) for t in ids}
+            col_term.append(term_ids.setdefault(term, len(term_ids)))
+            col_doc.append(d_id)
+            col_tf.append(tf)
+            col_strong.append(term in strong)
+    t = np.asarray(col_term, dtype=np.int64)
+    tf_arr = np.asarray(col_tf, dtype=np.float64)
+    df = np.bincount(t, minlength=len(term_ids))
+    df_strong = np.bincount(t[np.asarray(col_strong, dtype=bool)], minlength=len(term_ids))
+    # Rarity among names and keywords: "身份证" printed in thousands of material lists must
+    # not make the 身份证 item's own name a common word.
+    d = np.where(df_strong > 0, df_strong, df)
+    idf = np.log(1 + (n - d + 0.5) / (d + 0.5))
+    vals = (idf[t] * tf_arr * (K1 + 1) / (tf_arr + K1)).astype(np.float32)
+    order = np.argsort(t, kind="stable")
+    docs_sorted = np.asarray(col_doc, dtype=np.int32)[order]
+    vals_sorted = vals[order]
+    ends = np.cumsum(df)
+    # Slices are views into two arrays: one allocation instead of one per term.
+    return {
+        term: (docs_sorted[ends[i] - df[i] : ends[i]], vals_sorted[ends[i] - df[i] : ends[i]])
+        for term, i in term_ids.items()
+    }

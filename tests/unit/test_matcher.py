@@ -12,7 +12,8 @@ from knowledge.matcher import Matcher
 from knowledge.schema import Bundle, Catalog, Center, Department, Item, Material, Phone, Window
 from knowledge.textnorm import LIGHT, Normalizer, Vocabulary
 
-DEV_FILE = Path("/work/shared/eval/questions.dev.jsonl")
+# shared/ sits beside the checkout (as in CI: a copy of shared/ next to the clone).
+DEV_FILE = Path(__file__).resolve().parents[3] / "shared" / "eval" / "questions.dev.jsonl"
 HELDOUT_FILE = Path(__file__).with_name("heldout_questions.jsonl")
 
 
