@@ -59,7 +59,7 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
     except ArgumentError:
         print(f"数据库地址格式不正确：{shown(url)}", file=sys.stderr)
         return 2
-    except (SQLAlchemyError, OSError) as e:
+    except (SQLAlchemyError, OSError, RuntimeError) as e:
         return _fail(url, e)
     print(f"数据库已是最新表结构（版本 {head_revision()}）：{shown(url)}")
     return 0

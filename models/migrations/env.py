@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from alembic import context
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, inspect, text
 from sqlmodel import SQLModel
 from sqlmodel.sql.sqltypes import AutoString
 
@@ -38,6 +38,14 @@ def _run(connection: Connection) -> None:
         compare_type=True,
         render_item=_render_item,
     )
+    if context.get_context().get_current_revision() is None:
+        existing = set(inspect(connection).get_table_names()) & set(target_metadata.tables)
+        if existing:
+            # Tables without a version record: made by an old create_all; guessing their shape is unsafe.
+            raise RuntimeError(
+                "数据库里已有数据表，但没有迁移版本记录（可能由早期版本直接建表）。"
+                "请备份后删除该数据库（SQLite 即删除文件），再运行 yichuang db upgrade。"
+            )
     with context.begin_transaction():
         if connection.dialect.name == "postgresql":
             # Bot and API processes starting together must not both create the tables.

@@ -61,6 +61,17 @@ async def test_models_match_migrations_on_every_backend(engine: AsyncEngine) -> 
         assert await conn.run_sync(_diff) == []
 
 
+def test_tables_without_version_record_get_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'legacy.db'}"
+    engine = sync_engine(url)
+    SQLModel.metadata.create_all(engine)  # what the first prototype did instead of migrating
+    engine.dispose()
+    assert main(["db", "upgrade", "--database-url", url]) == 1
+    assert "没有迁移版本记录" in capsys.readouterr().err
+
+
 def test_unreachable_database_is_a_clear_error_not_a_traceback(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["db", "upgrade", "--database-url", "postgresql+psycopg://u:secret@127.0.0.1:1/x"]) == 1
     err = capsys.readouterr().err
