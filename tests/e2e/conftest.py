@@ -6,20 +6,22 @@ Telegram user (fresh id, so FSM state and the throttle never leak between tests)
 
 from __future__ import annotations
 
+import html
 import itertools
-import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bot.settings import Settings
 from tests.e2e.tgemu.tguser import TOKEN, Emulator, User, stop_group
 
 START_TIMEOUT = 60.0  # first start imports aiogram, SQLAlchemy and builds the matcher index
@@ -52,13 +54,17 @@ def emulator() -> Iterator[Emulator]:
 @pytest.fixture(scope="session")
 def bot(
     emulator: Emulator, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
-) -> Iterator[None]:
-    """`yichuang run` polling the emulator; stopped with SIGTERM and required to exit cleanly."""
+) -> Iterator[Path]:
+    """`yichuang run` polling the emulator; yields the file its output (logs) goes to.
+    Stopped with SIGTERM at the end of the session and required to exit cleanly."""
     workdir = tmp_path_factory.mktemp("bot")
     log_path = workdir / "bot.log"
     request.config.stash[BOT_LOG] = log_path
+    # Embedded defaults (packaged sample catalog, memory FSM, polling) whatever the developer's
+    # shell exports: the tests compare the bot's answers with that same catalog.
+    inherited = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
     env = {
-        **os.environ,
+        **inherited,
         "BOT_TOKEN": TOKEN,
         "TELEGRAM_API_BASE": emulator.base,
         "DATABASE_URL": f"sqlite:///{workdir / 'e2e.db'}",
@@ -72,7 +78,7 @@ def bot(
         )
     try:
         wait_until_polling(emulator, proc, log_path)
-        yield
+        yield log_path
         proc.send_signal(signal.SIGTERM)
         try:
             code = proc.wait(STOP_TIMEOUT)
@@ -99,31 +105,72 @@ def tail(path: Path, lines: int = 80) -> str:
     return "--- yichuang run output (tail) ---\n" + "\n".join(text.splitlines()[-lines:])
 
 
+class Citizen:
+    """A Telegram user as the tests see the chat: plain text as displayed and buttons by label.
+
+    Acts no faster than the bot's per-user throttle allows (THROTTLE_RATE, default 0.5 s), as a
+    person tapping through a card would; faster, the bot rightly answers "您发得太快了".
+    """
+
+    def __init__(self, user: User, pace: float = Settings.model_fields["throttle_rate"].default) -> None:
+        self.user, self.pace = user, pace
+        self._last = 0.0
+
+    def say(self, text: str, n: int = 1) -> list[Reply]:
+        self._wait_turn()
+        self.user.say(text)
+        return self._replies(n)
+
+    def press(self, reply: Reply, label: str, n: int = 1) -> list[Reply]:
+        """Tap the button labelled `label` under `reply`; returns the new and edited messages."""
+        data = dict(reply.buttons).get(label)
+        assert data is not None, f"no button {label!r} under the message; buttons: {reply.labels}"
+        self._wait_turn()
+        self.user.press(reply.raw, data)
+        return self._replies(n)
+
+    def _wait_turn(self) -> None:
+        delay = self._last + self.pace - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        self._last = time.monotonic()
+
+    def _replies(self, n: int) -> list[Reply]:
+        return [Reply(r) for r in self.user.replies(n, timeout=15)]
+
+
+class Reply:
+    """One bot message (sent or edited) as the user sees it."""
+
+    def __init__(self, raw: dict[str, Any]) -> None:
+        self.raw = raw
+        self.html: str = raw["message"].get("text") or raw["message"].get("caption") or ""
+        # parse_mode=HTML: the user sees the text without tags and with entities decoded.
+        self.text = html.unescape(re.sub(r"<[^>]+>", "", self.html))
+        self.buttons = User.buttons(raw)
+
+    @property
+    def labels(self) -> list[str]:
+        return [label for label, _ in self.buttons]
+
+    def __repr__(self) -> str:
+        return f"Reply({self.text[:200]!r}, buttons={self.labels})"
+
+
 _uids = itertools.count(700_001)
 
 
 @pytest.fixture
-def user(bot: None, emulator: Emulator) -> User:
-    """A Telegram user nobody has used before in this session."""
-    return emulator.user(next(_uids), first_name="张三")
-
-
-@pytest.fixture
-def set_commands(bot: None, emulator: Emulator) -> Callable[[], list[dict[str, Any]]]:
-    """Every command list the bot published with setMyCommands (parsed from the raw call)."""
-
-    def read() -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        for body in emulator.calls("setMyCommands"):
-            commands = body.get("commands", [])
-            out.extend(json.loads(commands) if isinstance(commands, str) else commands)
-        return out
-
-    return read
+def citizen(bot: Path, emulator: Emulator) -> Citizen:
+    """A Telegram user nobody has used before in this session (no FSM state, full throttle bucket)."""
+    return Citizen(emulator.user(next(_uids), first_name="张三"))
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failing e2e test shows what the bot logged (its tracebacks, throttling, shutdown)."""
     report = yield
     log_path = item.config.stash.get(BOT_LOG, None)
     if report.when == "call" and report.failed and log_path is not None and log_path.exists():
