@@ -471,7 +471,7 @@ def _candidates(base: Catalog) -> Iterator[tuple[str, str, list[str]]]:
 def distractor_items(base: Catalog, count: int, seed: int = 7) -> list[Item]:
     rng = random.Random(seed)
     taken = {i.name for i in base.items} | {b.name for b in base.bundles}
-    taken_aliases = {a for e in [*base.items, *base.bundles] for a in e.aliases}
+    taken_aliases = {a for i in base.items for a in i.aliases} | {a for b in base.bundles for a in b.aliases}
     out: list[Item] = []
     for name, dept, extra in _candidates(base):
         if len(out) >= count:

@@ -342,10 +342,10 @@ def _build_postings(docs: list[dict[str, list[str]]]) -> dict[str, tuple[np.ndar
                 acc[term] += weight * tf / norm
             if f in STRONG_FIELDS:
                 strong.update(tfs)
-        for term, tf in acc.items():
+        for term, pseudo in acc.items():
             col_term.append(term_ids.setdefault(term, len(term_ids)))
             col_doc.append(d_id)
-            col_tf.append(tf)
+            col_tf.append(pseudo)
             col_strong.append(term in strong)
     t = np.asarray(col_term, dtype=np.int64)
     tf_arr = np.asarray(col_tf, dtype=np.float64)

@@ -145,7 +145,11 @@ class EvalReport:
             "top1": self._rate(self.top1_hits, self.in_scope),
             "top3": self._rate(self.top3_hits, self.in_scope),
             "oos_rejection": self._rate(self.rejected, self.out_of_scope),
-            "latency_ms": {"p50": self.percentile(50), "p95": self.percentile(95), "p99": self.percentile(99)},
+            "latency_ms": {
+                "p50": self.percentile(50),
+                "p95": self.percentile(95),
+                "p99": self.percentile(99),
+            },
             "misses": self.misses,
         }
 
@@ -172,7 +176,13 @@ def evaluate(matcher: Matcher, questions: list[Question]) -> EvalReport:
             ok = not r.confident
         if not ok:
             rep.misses.append(
-                {"line": qu.line, "q": qu.q, "expect": list(qu.expect), "got": names[:3], "confident": r.confident}
+                {
+                    "line": qu.line,
+                    "q": qu.q,
+                    "expect": list(qu.expect),
+                    "got": names[:3],
+                    "confident": r.confident,
+                }
             )
     return rep
 

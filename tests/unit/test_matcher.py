@@ -96,6 +96,11 @@ def fixture_catalog() -> Catalog:
         ),
         _item("契税申报", TAX, ["交契税", "缴纳契税"], ["契税", "买房交税"], ["购房合同", "身份证"]),
         _item("社会保障卡申领", "县人社局", ["社保卡", "办社保卡"], ["社会保障卡"], ["身份证", "照片"]),
+        # Near-duplicates as an imported county spreadsheet has them: no aliases, no keywords.
+        _item("食品经营许可证延续", SCJG, [], [], ["食品经营许可证正本", "延续申请书"]),
+        _item("食品经营许可证注销", SCJG, [], [], ["注销申请书"]),
+        _item("离婚登记记录证明开具", MZ, [], [], ["身份证"]),
+        _item("排污许可证换证", "县生态环境分局", [], [], ["原证件", "身份证"]),
     ]
     bundles = [
         Bundle(
@@ -159,6 +164,20 @@ def test_everyday_wording_finds_the_item(matcher: Matcher, question: str, expect
     assert result.confident
 
 
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("食品许可证", "食品经营许可证核发"),
+        ("食品经营许可证要注销", "食品经营许可证注销"),
+        ("离婚手续", "离婚登记"),
+        ("身份证换证", "居民身份证申领、换领、补领"),
+    ],
+)
+def test_variants_win_only_when_asked_for(matcher: Matcher, question: str, expected: str) -> None:
+    best = matcher.search(question).best
+    assert best is not None and best.name == expected
+
+
 def test_typo_still_finds_the_item(matcher: Matcher) -> None:
     result = matcher.search("办营业只照")  # 执 mistyped as 只
     assert result.best is not None and result.best.name == "个体工商户设立登记"
@@ -170,9 +189,13 @@ def test_everything_for_one_goal_is_the_bundle(matcher: Matcher, question: str) 
     assert result.best is not None and (result.best.name, result.best.kind) == ("开办餐饮店一件事", "bundle")
 
 
-def test_one_permit_of_a_bundle_is_the_item(matcher: Matcher) -> None:
-    best = matcher.search("饭店消防检查怎么办").best
-    assert best is not None and best.name == "公众聚集场所投入使用、营业前消防安全检查"
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [("饭店消防检查怎么办", "公众聚集场所投入使用、营业前消防安全检查"), ("买房子交契税", "契税申报")],
+)
+def test_one_permit_of_a_bundle_is_the_item(matcher: Matcher, question: str, expected: str) -> None:
+    best = matcher.search(question).best
+    assert best is not None and best.name == expected
 
 
 @pytest.mark.parametrize(
@@ -233,6 +256,19 @@ def test_vocabulary_rewrites_everyday_words_and_weighs_fillers() -> None:
     assert a.text == "开店的要办哪些证怎么办"
     assert a.weights[a.text.index("的")] == LIGHT
     assert a.weights[a.text.index("怎")] == 0.0
+
+
+def test_measure_words_after_a_verb_are_dropped() -> None:
+    norm = Normalizer(Vocabulary.from_mapping({"verb_measure": {"verbs": ["开"], "words": ["个", "一家"]}}))
+    assert norm.normalize("开个药店") == norm.normalize("开一家药店") == "开药店"
+    assert norm.normalize("开个体户") == "开个体户"  # 个体户 is a word, not 个 + 体户
+
+
+def test_light_characters_inside_catalog_words_stay_content() -> None:
+    norm = Normalizer(Vocabulary.from_mapping({"light": [["份", "的"]]}))
+    a = norm.analyze("我的身份证", known={"身份", "份证"})
+    assert a.weights[a.text.index("份")] == 1.0
+    assert a.weights[a.text.index("的")] == LIGHT
 
 
 def _eval_rows(path: Path) -> list[dict[str, object]]:
