@@ -19,6 +19,7 @@ from enum import StrEnum
 from typing import Any, NamedTuple
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import flag_modified
 from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -550,6 +551,9 @@ async def _apply_once(
             step.finished_at = now
         session.add(step)
     _move_case(case, before, decision.case_status, now, cal)
+    # Always UPDATE the case row, even when only a step moved: that bumps its version, so a rival
+    # event decided on the same old state fails its own version check and decides again.
+    flag_modified(case, "updated_at")
     session.add(case)
     ev = CaseEvent(
         case_id=case.id,

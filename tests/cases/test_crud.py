@@ -372,6 +372,43 @@ async def test_concurrent_edit_of_the_same_bundle_loses_no_approval(
         assert final is not None and final.status == CaseStatus.COMPLETED
 
 
+async def test_an_approval_committed_mid_decision_is_not_overwritten(
+    sessions: async_sessionmaker[AsyncSession],
+    catalog: Catalog,
+    calendar: WorkCalendar,
+    render: NoticeRecorder,
+    engine: AsyncEngine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The optimistic lock: another department commits between our read and our write."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL serialises this with SELECT … FOR UPDATE instead")
+    async with sessions() as s:
+        case, _ = await new_case(s, catalog, calendar, item=BUNDLE)
+        number = case.number
+        await event(s, catalog, calendar, render, number, "in_review", "start")
+        await event(s, catalog, calendar, render, number, "completed", "a", department="scjg")
+    real_get_steps = crud.get_steps
+    interleaved = []
+
+    async def get_steps_with_a_rival(*, session: AsyncSession, case_id: int) -> list[object]:
+        steps = await real_get_steps(session=session, case_id=case_id)
+        if not interleaved:  # first read only: the rival approves right after we looked
+            interleaved.append(True)
+            async with sessions() as rival:
+                r = await event(rival, catalog, calendar, render, number, "completed", "b", department="wsjk")
+                assert r.applied
+        return steps  # type: ignore[return-value]
+
+    monkeypatch.setattr(crud, "get_steps", get_steps_with_a_rival)
+    async with sessions() as s:
+        r = await event(s, catalog, calendar, render, number, "completed", "c", department="xf")
+    assert r.applied and interleaved
+    async with sessions() as s:
+        final = await crud.get_case(session=s, number=number)
+        assert final is not None and final.status == CaseStatus.COMPLETED
+
+
 # --- lookup, binding, lockout -------------------------------------------------------------------------
 
 
