@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -62,10 +63,12 @@ async def record_failure(*, session: AsyncSession, user_key: str, now: dt.dateti
     if (recent or 0) < MAX_FAILURES:
         return None
     until = now + LOCK_FOR
-    lock = await session.get(LookupLock, user_key)
-    if lock is None:
-        session.add(LookupLock(user_key=user_key, locked_until=until))
-    else:
-        lock.locked_until = until
-        session.add(lock)
+    # An upsert: two bot processes locking the same user at once must not collide on the key.
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = LookupLock.__table__  # type: ignore[attr-defined]
+    stmt = insert(table).values(user_key=user_key, locked_until=until)
+    await session.exec(
+        stmt.on_conflict_do_update(index_elements=[table.c.user_key], set_={"locked_until": until})
+    )
     return until

@@ -466,6 +466,16 @@ async def test_five_failures_in_ten_minutes_lock_the_user_in_every_process(
             session=s, number=case.number, factor="5678", user_key="tg:9", now=t + dt.timedelta(minutes=35)
         )
         assert later.ok
+        # A second round of failures locks again (the stored lock is renewed, not duplicated).
+        for i in range(5):
+            again = await crud.verify_lookup(
+                session=s,
+                number=case.number,
+                factor="0000",
+                user_key="tg:9",
+                now=t + dt.timedelta(minutes=40 + i),
+            )
+        assert again.outcome == LookupOutcome.LOCKED
 
 
 async def test_failures_spread_over_more_than_ten_minutes_do_not_lock(
