@@ -2,10 +2,14 @@
 with the sample catalog plus 1,000 and 10,000 synthetic distractor items, on one core.
 
     python -m bench.bench_matcher [--sizes 1000 10000] [--rounds 20] [--json]
+    python -m bench.bench_matcher --imported distractors.csv   # through the real importer
 
-Latency is wall-clock per `Matcher.search` call over the dev and held-out questions, repeated
-`--rounds` times; CPU time (thread time) is shown beside it because a shared machine's load
-shows up in wall-clock percentiles but not in CPU time.
+(`python -m bench.synthetic --count 10000 --csv distractors.csv` writes such a sheet.)
+
+Search is single-threaded (one core); `--pin` also pins the process to one CPU, which only
+makes sense on an idle machine. Latency is wall-clock per `Matcher.search` call over the dev
+and held-out questions, repeated `--rounds` times; CPU time (thread time) is shown beside it
+because a shared machine's load shows up in wall-clock percentiles but not in CPU time.
 """
 
 from __future__ import annotations
@@ -79,13 +83,39 @@ def _index_memory_mb(catalog: Catalog) -> float:
     return round(size / 1e6, 1)
 
 
-def run(sizes: list[int], rounds: int, memory: bool) -> dict[str, Any]:
+def with_imported(base: Catalog, extra: Catalog) -> Catalog:
+    """The sample catalog plus every item of an imported catalog (its departments merged by name)."""
+    depts = {d.name for d in base.departments}
+    names = {i.name for i in base.items}
+    return Catalog(
+        base.center,
+        [*base.departments, *(d for d in extra.departments if d.name not in depts)],
+        base.windows,
+        [*base.items, *(i for i in extra.items if i.name not in names)],
+        base.bundles,
+        root=base.root,
+    )
+
+
+def run(
+    sizes: list[int], rounds: int, *, memory: bool, imported: str | None = None, pin: bool = False
+) -> dict[str, Any]:
     base = load_catalog()
     sets: dict[str, list[Question]] = {n: read_questions(f) for n, f in QUESTION_FILES.items() if f.exists()}
     texts = [q.q for qs in sets.values() for q in qs]
-    out: dict[str, Any] = {"pinned": _pin_one_core(), "questions": len(texts), "rounds": rounds, "runs": []}
-    for size in [0, *sizes]:
-        catalog = distractor_catalog(base, size) if size else base
+    out: dict[str, Any] = {
+        "pinned": _pin_one_core() if pin else "no",
+        "questions": len(texts),
+        "rounds": rounds,
+    }
+    out["runs"] = []
+    catalogs: list[tuple[int, Catalog]] = [(0, base)]
+    if imported:
+        extra = load_catalog(imported)
+        catalogs.append((len(extra.items), with_imported(base, extra)))
+    else:
+        catalogs += [(size, distractor_catalog(base, size)) for size in sizes]
+    for size, catalog in catalogs:
         t0 = time.perf_counter()
         m = Matcher(catalog)
         build_s = time.perf_counter() - t0
@@ -127,9 +157,11 @@ def main() -> None:
     p.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000], help="干扰事项数量")
     p.add_argument("--rounds", type=int, default=20, help="每个问题重复次数")
     p.add_argument("--no-memory", action="store_true", help="不测内存（tracemalloc 会让建索引变慢）")
+    p.add_argument("--pin", action="store_true", help="固定在一个 CPU 上（机器空闲时才有意义）")
+    p.add_argument("--imported", help="用导入的表格/目录作干扰事项（代替生成器）")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
-    out = run(args.sizes, args.rounds, memory=not args.no_memory)
+    out = run(args.sizes, args.rounds, memory=not args.no_memory, imported=args.imported, pin=args.pin)
     if args.json:
         print(json.dumps(out, ensure_ascii=False, indent=1))
 
