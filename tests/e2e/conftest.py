@@ -85,6 +85,10 @@ def bot(
         except subprocess.TimeoutExpired:
             pytest.fail(f"yichuang run ignored SIGTERM for {STOP_TIMEOUT:.0f} s\n{tail(log_path)}")
         assert code == 0, f"yichuang run exited with {code} after SIGTERM\n{tail(log_path)}"
+        # A handler error is answered with an apology the tests might not look for; the log has it.
+        logged = log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+        errors = [line for line in logged if " ERROR " in line or line.startswith("Traceback")]
+        assert not errors, "yichuang run logged errors during the e2e session:\n" + "\n".join(errors)
     finally:
         stop_group(proc)  # no-op after a clean exit; otherwise nothing may outlive the session
 
