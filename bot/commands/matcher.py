@@ -201,10 +201,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if catalog is None:
         return 1
     known = {i.name for i in catalog.items} | {b.name for b in catalog.bundles}
-    for qu in questions:
-        for name in qu.expect:
-            if name not in known:
-                print(f"注意：第 {qu.line} 行期望的「{name}」不在事项目录中", file=sys.stderr)
+    unknown = [(qu.line, n) for qu in questions for n in qu.expect if n not in known]
+    if unknown:
+        shown = "；".join(f"第 {line} 行「{n}」" for line, n in unknown[:5])
+        more = f" 等 {len(unknown)} 处" if len(unknown) > 5 else ""
+        print(f"注意：期望的事项不在事项目录中：{shown}{more}", file=sys.stderr)
     rep = evaluate(Matcher(catalog), questions)
     out = rep.as_json()
     if args.json:

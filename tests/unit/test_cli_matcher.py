@@ -117,6 +117,14 @@ def test_eval_bad_file_names_the_line(
     assert "Traceback" not in err + out
 
 
+def test_eval_warns_about_expected_names_missing_from_the_catalog(
+    capsys: pytest.CaptureFixture[str], catalog_dir: Path, tmp_path: Path
+) -> None:
+    f = _write_jsonl(tmp_path / "q.jsonl", [{"q": "交契税", "expect": ["没有这个事项"]}])
+    code, _, err = _run(capsys, "eval", str(f), "--catalog", str(catalog_dir))
+    assert code == 0 and "第 1 行「没有这个事项」" in err
+
+
 def test_eval_missing_file(capsys: pytest.CaptureFixture[str], catalog_dir: Path, tmp_path: Path) -> None:
     code, _, err = _run(capsys, "eval", str(tmp_path / "none.jsonl"), "--catalog", str(catalog_dir))
     assert code != 0 and "找不到评测文件" in err
