@@ -31,13 +31,10 @@ BOT_LOG = pytest.StashKey[Path]()
 
 
 def bot_command() -> list[str]:
-    # The console script next to this interpreter is what a user runs; fall back to the module
-    # when the package was installed without scripts on this interpreter's path.
+    # The console script of this interpreter's install is what a user runs; the module is the
+    # same entry point when the install put no scripts there.
     script = Path(sys.executable).with_name("yichuang")
-    if script.exists():
-        return [str(script), "run"]
-    found = shutil.which("yichuang")
-    return [found, "run"] if found else [sys.executable, "-m", "bot.cli", "run"]
+    return [str(script), "run"] if script.exists() else [sys.executable, "-m", "bot.cli", "run"]
 
 
 @pytest.fixture(scope="session")
