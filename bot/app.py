@@ -20,6 +20,8 @@ from bot.middlewares import (
     ThrottleMiddleware,
 )
 from bot.settings import Settings
+from handlers.filters import staff_role_resolver
+from handlers.guide import Cards
 from knowledge.matcher import Matcher
 from knowledge.schema import Catalog
 
@@ -61,8 +63,9 @@ def build_dispatcher(
         matcher=matcher,
         templates=templates,
         session_factory=session_factory,
+        cards=Cards(catalog, templates),
     )
-    dp.update.outer_middleware(RoleMiddleware(role_resolver))
+    dp.update.outer_middleware(RoleMiddleware(role_resolver or staff_role_resolver(session_factory)))
     if settings.throttle_rate > 0:
         guard = ThrottleMiddleware(throttle or make_throttle(settings))
         dp.message.outer_middleware(guard)

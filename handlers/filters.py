@@ -1,0 +1,84 @@
+"""Router-level gates for staff-only routers (design habit 2: gate the router, never `if` in handlers).
+
+Usage:
+
+    router = Router(name=__name__)
+    router.message.filter(RoleFilter())                   # any active staff member
+    router.callback_query.filter(RoleFilter(StaffRole.ADMIN))  # admins only
+
+A passing filter injects the `staff` row (models.staff.Staff) into the handler data, so handlers
+take `staff: Staff` as a parameter. Citizens never reach a gated router's handlers; a router that
+wants to tell them "no" puts a plain refusal router after it (see `refuse_and_audit`).
+
+The cheap part runs for every update: `RoleMiddleware` (bot/middlewares.py) puts `role` in the
+data through `staff_role_resolver`, so a citizen's update is refused by comparing strings, without
+a second query. The Staff row is loaded fresh for staff updates: a member disabled with
+`yichuang staff disable` loses access with their next update, no restart or cache expiry needed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiogram.filters import Filter
+from aiogram.types import TelegramObject, User
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.middlewares import CITIZEN, RoleResolver
+from models.audit import audit
+from models.crud import get_staff
+from models.staff import StaffRole
+
+
+def staff_role_resolver(factory: async_sessionmaker[AsyncSession]) -> RoleResolver:
+    """RoleMiddleware resolver: the active staff member's role ('window' | 'department' | 'admin'),
+    'citizen' for everyone else."""
+
+    async def resolve(user_id: int) -> str:
+        async with factory() as session:
+            staff = await get_staff(session=session, user_id=user_id)
+            return staff.role if staff is not None else CITIZEN
+
+    return resolve
+
+
+class RoleFilter(Filter):
+    """Passes active staff whose role is one of `roles` (any staff role when none are given) and
+    injects `staff` (the Staff row) into the handler data."""
+
+    def __init__(self, *roles: StaffRole | str) -> None:
+        self.roles = frozenset(StaffRole(r).value for r in roles) or frozenset(r.value for r in StaffRole)
+
+    async def __call__(
+        self,
+        event: TelegramObject,
+        event_from_user: User | None = None,
+        role: str = CITIZEN,
+        session_factory: async_sessionmaker[AsyncSession] | None = None,
+    ) -> bool | dict[str, Any]:
+        if event_from_user is None or role not in self.roles or session_factory is None:
+            return False
+        async with session_factory() as session:
+            staff = await get_staff(session=session, user_id=event_from_user.id)
+        # Re-checked on the fresh row: the role may have changed since the middleware looked.
+        if staff is None or staff.role not in self.roles:
+            return False
+        return {"staff": staff}
+
+    def __str__(self) -> str:
+        return f"RoleFilter({', '.join(sorted(self.roles))})"
+
+
+async def refuse_and_audit(
+    *, session: AsyncSession, user_id: int, role: str, action: str, target: str = ""
+) -> None:
+    """Record a refused attempt at a staff action (the caller sends the plain refusal text)."""
+    audit(
+        session=session,
+        actor=f"tg:{user_id}",
+        action="staff.denied",
+        outcome="denied",
+        target=target,
+        details={"attempt": action, "role": role},
+    )
