@@ -15,6 +15,7 @@ editing its own files can go straight to the spot.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -102,13 +103,17 @@ class _Doc:
     node: yaml.Node | None
 
 
-def _read_yaml(root: Path, rel: str, problems: list[Problem], expect: type) -> _Doc | None:
+def _read_yaml(
+    root: Path, rel: str, problems: list[Problem], expect: type, unparsed: set[str] | None = None
+) -> _Doc | None:
     path = root / rel
     if not path.exists():
         problems.append(Problem(rel, "", "", "文件不存在"))
         return None
+    text = ""
     try:
-        loader = _Loader(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        loader = _Loader(text)
         try:
             node = loader.get_single_node()
             data = loader.construct_document(node) if node is not None else None
@@ -116,22 +121,35 @@ def _read_yaml(root: Path, rel: str, problems: list[Problem], expect: type) -> _
             loader.dispose()
     except UnicodeDecodeError:
         problems.append(Problem(rel, "", "", "文件不是 UTF-8 编码，请另存为 UTF-8"))
+        _guess_names(path.read_bytes().decode("gb18030", errors="replace"), unparsed)  # Windows editors
         return None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         detail = getattr(e, "problem", None) or str(e)
         line = mark.line + 1 if mark is not None else None
         problems.append(Problem(rel, "", "", f"YAML 格式错误：{detail}（检查缩进、冒号和引号）", line))
+        _guess_names(text, unparsed)
         return None
     if data is None:
         data = expect()
     if not isinstance(data, expect):
         kind = "列表（每条以「- 」开头）" if expect is list else "键值表（字段: 值）"
         problems.append(Problem(rel, "", "", f"顶层应为{kind}", 1))
+        _guess_names(text, unparsed)
         return None
     if node is not None:
         _check_duplicate_keys(node, rel, problems)
     return _Doc(rel, data, node)
+
+
+def _guess_names(text: str, unparsed: set[str] | None) -> None:
+    # A file that does not parse still tells roughly which names it holds; others referring to
+    # them should not each get a misleading "does not exist".
+    if unparsed is not None:
+        unparsed.update(m.strip("'\" ") for m in _NAME_LINE.findall(text))
+
+
+_NAME_LINE = re.compile(r"(?:^[\s-]*|[{,]\s*)(?:name|number):\s*([^,}\n]+)", re.M)
 
 
 def _check_duplicate_keys(root: yaml.Node, rel: str, problems: list[Problem]) -> None:
@@ -163,7 +181,7 @@ def _parse_list(
     where: list[Origin],
     origins: Origins,
 ) -> list[M]:
-    doc = _read_yaml(root, rel, problems, expect=list)
+    doc = _read_yaml(root, rel, problems, expect=list, unparsed=origins.unparsed)
     out: list[M] = []
     if doc is None:
         return out
@@ -173,8 +191,7 @@ def _parse_list(
         label = _label(entry) or f"第{n + 1}条"
         parsed = _parse(model, entry, node, rel, label, problems)
         if parsed is None:
-            if isinstance(entry, dict) and isinstance(entry.get("name"), str):
-                origins.unparsed.add(entry["name"])
+            origins.unparsed.add(label)
             continue
         out.append(parsed)
         where.append(_origin(rel, node))
@@ -219,14 +236,13 @@ def _parse(
 
 def _line_at(node: yaml.Node, loc: tuple[str | int, ...]) -> int:
     """The line of the deepest YAML node the error location still reaches."""
-    for part in loc:
+    for depth, part in enumerate(loc, start=1):
         nxt: yaml.Node | None = None
         if isinstance(node, yaml.MappingNode) and isinstance(part, str):
-            # The key's own line: for "unknown field" that is exactly the offending line.
-            nxt = next((k for k, _v in node.value if getattr(k, "value", None) == part), None)
-            value = next((v for k, v in node.value if getattr(k, "value", None) == part), None)
-            if value is not None and isinstance(value, yaml.CollectionNode) and value.value:
-                nxt = value
+            pair = next(((k, v) for k, v in node.value if getattr(k, "value", None) == part), None)
+            if pair is not None:
+                # Last step: the key's own line ("unknown field" is exactly that line).
+                nxt = pair[0] if depth == len(loc) else pair[1]
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
             nxt = node.value[part]
         if nxt is None:

@@ -75,7 +75,8 @@ def check_catalog(catalog: Catalog, origins: Origins | None = None) -> list[Prob
         problems.append(Problem(where.file, entry, label, message, line))
 
     # Departments and windows.
-    dept_names = {d.name for d in catalog.departments}
+    # Names of departments that failed to parse count as known: their problem is already reported.
+    dept_names = {d.name for d in catalog.departments} | o.unparsed
     first_dept: dict[str, Origin] = {}
     first_dept_id: dict[str, Origin] = {}
     for i, d in enumerate(catalog.departments):
@@ -130,7 +131,7 @@ def check_catalog(catalog: Catalog, origins: Origins | None = None) -> list[Prob
                 hint = "（这是一件事，不能作为成员）" if catalog.bundle(m) else ""
                 add(where, b.name, "items", f"成员事项「{m}」不存在{hint}")
             seen.add(m)
-        if b.window is not None and b.window not in windows:
+        if b.window is not None and b.window not in windows and b.window not in o.unparsed:
             add(where, b.name, "window", f"未知窗口「{b.window}」（windows.yaml 中没有）")
         if b.promised_days is not None and b.promised_days < 0:
             add(where, b.name, "promised_days", "时限不能为负数")
@@ -164,8 +165,9 @@ def _check_item(
     if it.window is not None:
         w = windows.get(it.window)
         if w is None:
-            add(where, it.name, "window", f"未知窗口「{it.window}」（windows.yaml 中没有）")
-        elif w.department != it.department and it.department in dept_names:
+            if it.window not in known:
+                add(where, it.name, "window", f"未知窗口「{it.window}」（windows.yaml 中没有）")
+        elif w.department != it.department and it.department in dept_names:  # else: dept reported
             add(where, it.name, "window", f"窗口「{it.window}」属于「{w.department}」，不是本事项的实施部门")
     if not it.materials:
         add(where, it.name, "materials", "申报材料不能为空")
