@@ -98,6 +98,7 @@ class Normalizer:
         v = self.vocabulary
         self._synonym_re = _compile(list(v.synonyms))
         self._weight_re = _compile(list(v.weights))
+        self._filler_re = _compile([p for p, w in v.weights.items() if w == FILLER])
         self._cue_re = _compile(list(v.bundle_cues))
         # "开个体户" is 开 + 个体户, not 开个 + 体户: never drop a 个 that starts 个体.
         self._measure_re = (
@@ -119,10 +120,7 @@ class Normalizer:
     def content(self, text: str) -> str:
         """Normalised catalog text without question frames: alias "公积金怎么取" -> "住房公积金取"."""
         out = self.normalize(text)
-        if self._weight_re is None:
-            return out
-        w = self.vocabulary.weights
-        return self._weight_re.sub(lambda m: "" if w[m.group(0)] == FILLER else m.group(0), out)
+        return self._filler_re.sub("", out) if self._filler_re is not None else out
 
     def analyze(self, question: str, known: Container[str] = frozenset()) -> Analysis:
         """Weigh each character. `known`: catalog bigrams; a light single character inside one
