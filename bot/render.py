@@ -17,7 +17,6 @@ from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message
-from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from knowledge.schema import Bundle, Catalog, Item
 
@@ -246,12 +245,18 @@ def _button(text: str, cb: CallbackData) -> InlineKeyboardButton:
     return InlineKeyboardButton(text=text, callback_data=cb.pack())
 
 
+def _markup(*rows: Sequence[InlineKeyboardButton]) -> InlineKeyboardMarkup:
+    # Built directly: InlineKeyboardBuilder deep-copies every button, a measurable share of a reply.
+    return InlineKeyboardMarkup(inline_keyboard=[list(r) for r in rows if r])
+
+
+def _pairs(buttons: list[InlineKeyboardButton]) -> list[list[InlineKeyboardButton]]:
+    return [buttons[k : k + 2] for k in range(0, len(buttons), 2)]
+
+
 def item_keyboard(catalog: Catalog, e: Entry) -> InlineKeyboardMarkup:
     it = e.item
     assert it is not None
-    kb = InlineKeyboardBuilder()
-    row = [_button(Labels.WHERE, entry_cb(e, "w")), _button(Labels.SELFCHECK, entry_cb(e, "s"))]
-    kb.row(*row)
     extra: list[InlineKeyboardButton] = []
     if any(m.sample for m in it.materials):
         extra.append(_button(Labels.FORMS, entry_cb(e, "f")))
@@ -259,60 +264,54 @@ def item_keyboard(catalog: Catalog, e: Entry) -> InlineKeyboardMarkup:
         extra.append(_button(Labels.RELATED, entry_cb(e, "r")))
     if catalog.bundles_of(it.name):
         extra.append(_button(Labels.BUNDLE, entry_cb(e, "b")))
-    if extra:
-        kb.row(*extra)
-    return kb.as_markup()
+    return _markup(
+        [_button(Labels.WHERE, entry_cb(e, "w")), _button(Labels.SELFCHECK, entry_cb(e, "s"))], extra
+    )
 
 
 def bundle_keyboard(catalog: Catalog, e: Entry) -> InlineKeyboardMarkup:
     b = e.bundle
     assert b is not None
-    kb = InlineKeyboardBuilder()
-    for member in catalog.members(b):
-        m = entry(catalog, "item", member.name)
-        if m is not None:
-            kb.row(_button(member.name, entry_cb(m, "c")))
-    kb.row(_button(Labels.WHERE, entry_cb(e, "w")), _button(Labels.SELFCHECK, entry_cb(e, "s")))
-    return kb.as_markup()
+    rows = [
+        [_button(m.name, entry_cb(m, "c"))]
+        for it in catalog.members(b)
+        if (m := entry(catalog, "item", it.name))
+    ]
+    rows.append([_button(Labels.WHERE, entry_cb(e, "w")), _button(Labels.SELFCHECK, entry_cb(e, "s"))])
+    return _markup(*rows)
 
 
 def entries_keyboard(entries: Sequence[Entry], *, none_of_these: bool = False) -> InlineKeyboardMarkup:
-    kb = InlineKeyboardBuilder()
-    for e in entries:
-        kb.row(_button(e.name, entry_cb(e, "c")))
+    rows = [[_button(e.name, entry_cb(e, "c"))] for e in entries]
     if none_of_these:
-        kb.row(_button(Labels.NONE_OF_THESE, NavCb(to="none")))
-    return kb.as_markup()
+        rows.append([_button(Labels.NONE_OF_THESE, NavCb(to="none"))])
+    return _markup(*rows)
 
 
 def card_link_keyboard(e: Entry) -> InlineKeyboardMarkup:
     """Under a one-facet answer: the way to the full card."""
-    kb = InlineKeyboardBuilder()
-    kb.row(_button(Labels.CARD, entry_cb(e, "c")))
-    return kb.as_markup()
+    return _markup([_button(Labels.CARD, entry_cb(e, "c"))])
+
+
+NAV_LABELS = {
+    "depts": Labels.DEPARTMENTS,
+    "center": Labels.CENTER,
+    "windows": Labels.WINDOWS,
+    "help": Labels.HELP,
+}
 
 
 def nav_keyboard(*targets: str) -> InlineKeyboardMarkup:
-    labels = {
-        "depts": Labels.DEPARTMENTS,
-        "center": Labels.CENTER,
-        "windows": Labels.WINDOWS,
-        "help": Labels.HELP,
-    }
-    kb = InlineKeyboardBuilder()
-    for to in targets:
-        kb.button(text=labels[to], callback_data=NavCb(to=to))
-    kb.adjust(2)
-    return kb.as_markup()
+    return _markup(*_pairs([_button(NAV_LABELS[to], NavCb(to=to)) for to in targets]))
 
 
 def departments_keyboard(catalog: Catalog, only: Sequence[str] | None = None) -> InlineKeyboardMarkup:
-    kb = InlineKeyboardBuilder()
-    for d in catalog.departments:
-        if (only is None or d.id in only) and catalog.items_of(d.name):
-            kb.button(text=d.name, callback_data=DeptCb(id=d.id))
-    kb.adjust(2)
-    return kb.as_markup()
+    buttons = [
+        _button(d.name, DeptCb(id=d.id))
+        for d in catalog.departments
+        if (only is None or d.id in only) and catalog.items_of(d.name)
+    ]
+    return _markup(*_pairs(buttons))
 
 
 PAGE_SIZE = 10
@@ -324,31 +323,27 @@ def department_items_keyboard(
     items = catalog.items_of(dept_name)
     pages = max(1, -(-len(items) // PAGE_SIZE))
     page = min(max(page, 0), pages - 1)
-    kb = InlineKeyboardBuilder()
-    for it in items[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]:
-        e = entry(catalog, "item", it.name)
-        if e is not None:
-            kb.row(_button(it.name, entry_cb(e, "c")))
+    rows = [
+        [_button(it.name, entry_cb(e, "c"))]
+        for it in items[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]
+        if (e := entry(catalog, "item", it.name))
+    ]
     nav: list[InlineKeyboardButton] = []
     if page > 0:
         nav.append(_button(Labels.PREV, DeptCb(id=dept_id, p=page - 1)))
     if page < pages - 1:
         nav.append(_button(Labels.NEXT, DeptCb(id=dept_id, p=page + 1)))
-    if nav:
-        kb.row(*nav)
-    kb.row(_button(Labels.BACK_DEPARTMENTS, NavCb(to="back")))
-    return kb.as_markup()
+    return _markup(*rows, nav, [_button(Labels.BACK_DEPARTMENTS, NavCb(to="back"))])
 
 
 def check_keyboard(step: int) -> InlineKeyboardMarkup:
-    kb = InlineKeyboardBuilder()
-    kb.row(
-        _button(Labels.HAVE, CheckCb(have=1, step=step)), _button(Labels.MISSING, CheckCb(have=0, step=step))
+    return _markup(
+        [
+            _button(Labels.HAVE, CheckCb(have=1, step=step)),
+            _button(Labels.MISSING, CheckCb(have=0, step=step)),
+        ]
     )
-    return kb.as_markup()
 
 
 def check_done_keyboard(e: Entry) -> InlineKeyboardMarkup:
-    kb = InlineKeyboardBuilder()
-    kb.row(_button(Labels.WHERE, entry_cb(e, "w")), _button(Labels.RESTART_CHECK, entry_cb(e, "s")))
-    return kb.as_markup()
+    return _markup([_button(Labels.WHERE, entry_cb(e, "w")), _button(Labels.RESTART_CHECK, entry_cb(e, "s"))])

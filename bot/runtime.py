@@ -35,6 +35,7 @@ from aiogram.methods import (
     TelegramMethod,
 )
 from aiogram.types import BotCommand, Chat, Document, InlineKeyboardMarkup, Message, Update, User
+from aiohttp import web
 from jinja2 import Environment
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -72,12 +73,26 @@ class MaskingFormatter(logging.Formatter):
         return mask_sensitive(super().format(record))
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is now (it may be swapped, e.g. under test capture)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: TextIO) -> None:
+        pass
+
+
 def setup_logging(level: str = "INFO") -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(MaskingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper() if isinstance(level, str) else level)
+    # Replace only our own handler on a second call; leave handlers others installed alone.
+    root.handlers[:] = [h for h in root.handlers if not isinstance(h, _StderrHandler)]
+    handler = _StderrHandler()
+    handler.setFormatter(MaskingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(level.upper())
 
 
 # ---------------------------------------------------------------- assembly
@@ -167,11 +182,14 @@ def webhook_target(settings: Settings) -> str:
     return url + settings.webhook_path if urlsplit(url).path in ("", "/") else url
 
 
-async def _run_webhook(settings: Settings, bot: Bot, dp: Dispatcher) -> None:
-    from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
-    from aiohttp import web
+def webhook_app(settings: Settings, bot: Bot, dp: Dispatcher) -> tuple[web.Application, str]:
+    """The aiohttp app receiving updates, and the secret Telegram must send with each one.
 
-    # Always checked: without a configured secret, a random one is given to Telegram at setWebhook.
+    Always checked: without a configured WEBHOOK_SECRET a random one is generated and handed to
+    Telegram at setWebhook; a request without the right header gets 401 and never reaches a handler.
+    """
+    from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
+
     secret = (
         settings.webhook_secret.get_secret_value() if settings.webhook_secret else secrets.token_urlsafe(32)
     )
@@ -180,6 +198,11 @@ async def _run_webhook(settings: Settings, bot: Bot, dp: Dispatcher) -> None:
         app, path=settings.webhook_path
     )
     setup_application(app, dp, bot=bot)
+    return app, secret
+
+
+async def _run_webhook(settings: Settings, bot: Bot, dp: Dispatcher) -> None:
+    app, secret = webhook_app(settings, bot, dp)
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, settings.web_host, settings.web_port).start()

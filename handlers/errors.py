@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import re
 
-from aiogram import Bot, F, Router
+from aiogram import Bot, Router
 from aiogram.enums import ParseMode
 from aiogram.filters import Filter
 from aiogram.types import ErrorEvent, Message
@@ -77,6 +77,10 @@ async def bad_text(message: Message, templates: Environment, reason: str, length
 
 # Stickers, photos, voice, files, locations, contacts… anything not text. Contacts carry phone
 # numbers: never echoed, never logged.
-@router.message(~F.text)
+async def has_no_text(message: Message) -> bool:
+    return message.text is None  # an async filter: aiogram runs sync ones in a thread
+
+
+@router.message(has_no_text)
 async def not_text(message: Message, templates: Environment) -> None:
     await message.answer(render(templates, "unsupported"), parse_mode=ParseMode.HTML)

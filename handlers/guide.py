@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from aiogram import Bot, F, Router
 from aiogram.enums import ParseMode
 from aiogram.filters import CommandStart
 from aiogram.fsm.context import FSMContext
-from aiogram.types import CallbackQuery, FSInputFile, Message
+from aiogram.types import CallbackQuery, FSInputFile, InlineKeyboardMarkup, Message
 from jinja2 import Environment
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -38,8 +39,12 @@ log = logging.getLogger(__name__)
 router = Router(name=__name__)
 
 # A non-confident best match at least this good is worth offering as "您要办的是：" rather than
-# only the fallback. Below it the matcher is guessing (weather, jokes) and a list would mislead.
-CANDIDATE_MIN_SCORE = 0.5
+# only the fallback. Below it the matcher is guessing: on the sample catalog out-of-scope questions
+# ("附近哪家饭馆好吃") stay under 0.55 while in-scope non-confident ones reach 0.6+.
+CANDIDATE_MIN_SCORE = 0.6
+# A confident best match with a runner-up this close is a tie ("许可证", "户口"): asking which one
+# is honest, a card for an arbitrary one of them is not.
+TIE_GAP = 0.02
 MAX_CANDIDATES = 3
 MAX_QUESTION = 500  # characters; longer text is not a question (handlers/errors.py answers it)
 
@@ -160,8 +165,30 @@ def card_text(catalog: Catalog, templates: Environment, e: Entry) -> str:
     )
 
 
-def card_keyboard(catalog: Catalog, e: Entry) -> Any:
+def card_keyboard(catalog: Catalog, e: Entry) -> InlineKeyboardMarkup:
     return item_keyboard(catalog, e) if e.item is not None else bundle_keyboard(catalog, e)
+
+
+class Cards:
+    """Rendered cards with their keyboards. A card is the same for every citizen until the catalog
+    changes, so each is rendered once (bounded, least recently used dropped first). One per
+    dispatcher (workflow data `cards`), so a test's or a reloaded catalog never sees stale cards."""
+
+    def __init__(self, catalog: Catalog, templates: Environment, size: int = 1024):
+        self.catalog, self.templates, self.size = catalog, templates, size
+        self._cache: OrderedDict[tuple[str, int], tuple[str, InlineKeyboardMarkup]] = OrderedDict()
+
+    def get(self, e: Entry) -> tuple[str, InlineKeyboardMarkup]:
+        key = (e.kind, e.index)
+        hit = self._cache.get(key)
+        if hit is not None:
+            self._cache.move_to_end(key)
+            return hit
+        card = (card_text(self.catalog, self.templates, e), card_keyboard(self.catalog, e))
+        self._cache[key] = card
+        if len(self._cache) > self.size:
+            self._cache.popitem(last=False)
+        return card
 
 
 def facet_text(catalog: Catalog, templates: Environment, e: Entry, facets: list[str]) -> str:
@@ -214,10 +241,9 @@ async def context_entry(state: FSMContext, catalog: Catalog) -> Entry | None:
     return entry(catalog, ctx["k"], ctx["n"]) if ctx else None
 
 
-async def send_card(
-    bot: Bot, chat_id: int, e: Entry, *, catalog: Catalog, templates: Environment, state: FSMContext
-) -> None:
-    await send_html(bot, chat_id, card_text(catalog, templates, e), card_keyboard(catalog, e))
+async def send_card(bot: Bot, chat_id: int, e: Entry, *, cards: Cards, state: FSMContext) -> None:
+    text, keyboard = cards.get(e)
+    await send_html(bot, chat_id, text, keyboard)
     await remember(state, e)
 
 
@@ -244,14 +270,17 @@ async def send_fallback(
 
 
 def best_entry(catalog: Catalog, result: MatchResult) -> Entry | None:
-    best = result.best
-    return entry(catalog, best.kind, best.name) if (best is not None and result.confident) else None
+    """The one entry the question clearly names: confident and not tied with the runner-up."""
+    ms = result.matches
+    if not result.confident or not ms or (len(ms) > 1 and ms[0].score - ms[1].score <= TIE_GAP):
+        return None
+    return entry(catalog, ms[0].kind, ms[0].name)
 
 
 def candidate_entries(catalog: Catalog, result: MatchResult) -> list[Entry]:
     out: list[Entry] = []
     for m in result.matches:
-        if m.score < CANDIDATE_MIN_SCORE:
+        if m.score < CANDIDATE_MIN_SCORE and not result.confident:
             continue
         e = entry(catalog, m.kind, m.name)
         if e is not None and e not in out:
@@ -272,13 +301,23 @@ async def start_with_payload(message: Message, catalog: Catalog, templates: Envi
     await send_welcome(message, catalog=catalog, templates=templates)
 
 
-@router.message(F.text.startswith("/"))
+# Filters are coroutine functions, not magic F filters: aiogram runs a sync filter in a worker
+# thread, and that hop cost more than matching and rendering together (bench/bench_dispatcher.py).
+async def is_command(message: Message) -> bool:
+    return (message.text or "").startswith("/")
+
+
+async def is_text(message: Message) -> bool:
+    return message.text is not None
+
+
+@router.message(is_command)
 async def unknown_command(message: Message, templates: Environment) -> None:
     command = (message.text or "").split(maxsplit=1)[0][:32]
     await message.answer(render(templates, "unknown_command", command=command), parse_mode=ParseMode.HTML)
 
 
-@router.message(F.text)
+@router.message(is_text)
 async def question(
     message: Message,
     bot: Bot,
@@ -286,6 +325,7 @@ async def question(
     catalog: Catalog,
     matcher: Matcher,
     templates: Environment,
+    cards: Cards,
     session: AsyncSession,
 ) -> None:
     text = " ".join((message.text or "").split())
@@ -293,24 +333,30 @@ async def question(
     kw: dict[str, Any] = {"catalog": catalog, "templates": templates, "state": state}
 
     facets, rest = detect_facets(text)
+    result: MatchResult | None = None
     if facets:
         # A follow-up must not swallow a new question: "那结婚登记要多少钱" names another item.
-        target: Entry | None = None
         if names_an_item(rest):
-            target = best_entry(catalog, matcher.search(rest))
-        if target is None:
+            result = matcher.search(rest)
+            named = best_entry(catalog, result)
+            if named is not None:
+                await send_facets(bot, chat_id, named, facets, **kw)
+                return
+        if result is None or not result.confident:
             target = await context_entry(state, catalog)
-        if target is not None:
-            await send_facets(bot, chat_id, target, facets, **kw)
-            return
-        if not names_an_item(rest):
-            await message.answer(render(templates, "no_context"), parse_mode=ParseMode.HTML)
-            return
+            if target is not None:
+                await send_facets(bot, chat_id, target, facets, **kw)
+                return
+            if result is None:
+                await message.answer(render(templates, "no_context"), parse_mode=ParseMode.HTML)
+                return
+        # Names something, but not one thing ("户口要多少钱"): ask which, below.
 
-    result = matcher.search(text)
+    if result is None or not result.confident:
+        result = matcher.search(text)
     best = best_entry(catalog, result)
     if best is not None:
-        await send_card(bot, chat_id, best, **kw)
+        await send_card(bot, chat_id, best, cards=cards, state=state)
         return
     candidates = candidate_entries(catalog, result)
     if candidates:
@@ -346,6 +392,7 @@ async def entry_button(
     state: FSMContext,
     catalog: Catalog,
     templates: Environment,
+    cards: Cards,
 ) -> None:
     e = resolve(catalog, callback_data)
     if e is None:
@@ -367,13 +414,13 @@ async def entry_button(
     elif act == "b" and e.item is not None:
         bundles = [b for x in catalog.bundles_of(e.item.name) if (b := entry(catalog, "bundle", x.name))]
         if len(bundles) == 1:
-            await send_card(bot, chat_id, bundles[0], **kw)
+            await send_card(bot, chat_id, bundles[0], cards=cards, state=state)
         else:
             await send_html(
                 bot, chat_id, render(templates, "bundles_of", name=e.name), entries_keyboard(bundles)
             )
     else:
-        await send_card(bot, chat_id, e, **kw)
+        await send_card(bot, chat_id, e, cards=cards, state=state)
 
 
 def sample_forms(catalog: Catalog, e: Entry) -> list[tuple[str, Path | None]]:

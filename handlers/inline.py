@@ -14,7 +14,7 @@ from jinja2 import Environment
 
 from bot.render import TELEGRAM_LIMIT, entry, split_html, utf16_len
 from bot.templates import render
-from handlers.guide import candidate_entries, card_text, window_for
+from handlers.guide import Cards, candidate_entries, window_for
 from knowledge.matcher import Matcher
 from knowledge.schema import Catalog, days_text
 
@@ -26,7 +26,7 @@ MAX_RESULTS = 5
 
 @router.inline_query()
 async def inline_search(
-    query: InlineQuery, catalog: Catalog, matcher: Matcher, templates: Environment
+    query: InlineQuery, catalog: Catalog, matcher: Matcher, templates: Environment, cards: Cards
 ) -> None:
     text = " ".join(query.query.split())[:MAX_QUERY]
     button = InlineQueryResultsButton(text=render(templates, "inline_button"), start_parameter="inline")
@@ -41,7 +41,7 @@ async def inline_search(
     more = render(templates, "inline_more")
     articles = []
     for e in entries[:MAX_RESULTS]:
-        card = card_text(catalog, templates, e)
+        card, _ = cards.get(e)
         if utf16_len(card) > TELEGRAM_LIMIT:
             card = split_html(card, TELEGRAM_LIMIT - utf16_len(more))[0] + more
         w = window_for(catalog, e)

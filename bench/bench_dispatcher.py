@@ -1,0 +1,95 @@
+"""Questions per second through the production Dispatcher (not a test: prints numbers).
+
+    python -m bench.bench_dispatcher [--rounds 10] [--misses]
+
+Each question is a real Update fed with `dp.feed_update`: middlewares (role, DB session), router
+order, matching, rendering the card with Jinja2, splitting, FSM context update and the reply,
+answered by the recording session instead of HTTP. Throttling is off (one user asks everything).
+Target: >= 1,000 questions/s on one core. CPU (process) time is shown beside wall time because a
+shared machine's load inflates wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from bot.app import build_dispatcher
+from bot.runtime import RecordingSession, UpdateFactory, make_bot
+from bot.settings import Settings
+from bot.templates import make_templates
+from knowledge.loader import load_catalog
+from knowledge.matcher import Matcher
+from models.db import async_engine, prepare_database, session_factory
+
+EVAL = Path(__file__).resolve().parents[1] / ".." / "shared" / "eval" / "questions.dev.jsonl"
+FALLBACK_QUESTIONS = [
+    "开饭馆要办什么证",
+    "结婚登记要带什么",
+    "身份证丢了怎么补办",
+    "二手房过户",
+    "驾照到期换证",
+]
+
+
+def questions(misses: bool) -> list[str]:
+    if EVAL.exists():
+        rows = [json.loads(line) for line in EVAL.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return [r["q"] for r in rows if bool(r["expect"]) != misses] or FALLBACK_QUESTIONS
+    return FALLBACK_QUESTIONS
+
+
+async def run(rounds: int, misses: bool) -> None:
+    catalog = load_catalog()
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = async_engine(f"sqlite:///{tmp}/bench.db")
+        await prepare_database(engine)
+        settings = Settings(bot_token=None, throttle_rate=0)
+        dp = build_dispatcher(
+            settings=settings,
+            catalog=catalog,
+            matcher=Matcher(catalog),
+            templates=make_templates(),
+            session_factory=session_factory(engine),
+        )
+        session = RecordingSession()
+        bot = make_bot(settings, session=session)
+        updates = UpdateFactory(bot, user_id=1)
+        qs = questions(misses)
+        for q in qs:  # warm-up: template compilation, caches
+            await dp.feed_update(bot, updates.message(q))
+        session.take()
+        # Updates are built before timing: building one is Telegram's job, not the bot's.
+        batch = [updates.message(q) for _ in range(rounds) for q in qs]
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        per: list[float] = []
+        for u in batch:
+            t = time.perf_counter()
+            await dp.feed_update(bot, u)
+            per.append(time.perf_counter() - t)
+        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+        sent = session.take()
+        await engine.dispose()
+    n = len(batch)
+    q = statistics.quantiles(per, n=100)
+    kind = "out-of-catalog (fallback + DB write)" if misses else "in-catalog"
+    print(f"{kind}: {n} questions, {len(sent)} Bot API requests")
+    print(f"  wall {n / wall:,.0f} q/s   cpu {n / cpu:,.0f} q/s")
+    print(f"  per question ms: p50 {q[49] * 1000:.2f}  p95 {q[94] * 1000:.2f}  p99 {q[98] * 1000:.2f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--misses", action="store_true", help="out-of-catalog questions instead")
+    args = ap.parse_args()
+    asyncio.run(run(args.rounds, args.misses))
+
+
+if __name__ == "__main__":
+    main()

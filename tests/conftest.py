@@ -1,0 +1,161 @@
+"""Shared fixtures: catalogs, templates, and a `BotHarness` that drives the production dispatcher
+(bot.app.build_dispatcher) with `dp.feed_update` and a session recording every Bot API request.
+
+Handler tests assert on what a user would see: the texts and buttons the bot sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiogram import Dispatcher
+from aiogram.types import InlineKeyboardMarkup, Message
+from jinja2 import Environment
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.app import build_dispatcher
+from bot.runtime import RecordingSession, Sent, UpdateFactory, make_bot, plain
+from bot.settings import Settings
+from bot.templates import make_templates
+from knowledge.loader import load_catalog
+from knowledge.matcher import Matcher
+from knowledge.schema import Catalog
+from models.db import async_engine, prepare_database, session_factory
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+BOT_CATALOG = FIXTURES / "bot_catalog"
+
+
+@pytest.fixture(scope="session")
+def bot_catalog() -> Catalog:
+    """Small fictional catalog for handler tests (tests/fixtures/bot_catalog/)."""
+    return load_catalog(BOT_CATALOG)
+
+
+@pytest.fixture(scope="session")
+def sample_catalog() -> Catalog:
+    """The shipped sample catalog (knowledge/data/)."""
+    return load_catalog()
+
+
+@pytest.fixture(scope="session")
+def templates() -> Environment:
+    return make_templates()
+
+
+class BotHarness:
+    """One private chat with the bot. `say` and `press` return the requests the bot made."""
+
+    def __init__(self, dp: Dispatcher, user_id: int = 501):
+        self.dp = dp
+        self.session = RecordingSession()
+        self.bot = make_bot(Settings(bot_token=None), session=self.session)
+        self.updates = UpdateFactory(self.bot, user_id=user_id)
+        self.last: list[Sent] = []
+        self._with_buttons: list[Message] = []
+
+    async def feed(self, update: Any) -> list[Sent]:
+        await self.dp.feed_update(self.bot, update)
+        self.last = self.session.take()
+        for s in self.last:
+            if s.message is not None and isinstance(s.message.reply_markup, InlineKeyboardMarkup):
+                self._with_buttons.append(s.message)
+        return self.last
+
+    async def say(self, text: str | None = None, **content: Any) -> list[Sent]:
+        return await self.feed(self.updates.message(text, **content))
+
+    async def press(self, label: str) -> list[Sent]:
+        """Press the button labelled `label` in the newest bot message that has it."""
+        for msg in reversed(self._with_buttons):
+            for row in msg.reply_markup.inline_keyboard:  # type: ignore[union-attr]
+                for b in row:
+                    if b.text == label:
+                        return await self.feed(self.updates.callback(b.callback_data or "", msg))
+        raise AssertionError(f"no button {label!r}; buttons: {self.all_buttons()}")
+
+    async def press_data(self, data: str) -> list[Sent]:
+        return await self.feed(self.updates.callback(data))
+
+    async def inline(self, query: str) -> list[Sent]:
+        return await self.feed(self.updates.inline(query))
+
+    # what the user sees
+    def texts(self, sent: list[Sent] | None = None) -> list[str]:
+        return [
+            plain(s.message.text)
+            for s in (self.last if sent is None else sent)
+            if s.message and s.message.text
+        ]
+
+    def text(self) -> str:
+        return "\n".join(self.texts())
+
+    def html(self) -> str:
+        return "\n".join(s.message.text for s in self.last if s.message and s.message.text)
+
+    def buttons(self, sent: list[Sent] | None = None) -> list[str]:
+        out: list[str] = []
+        for s in self.last if sent is None else sent:
+            if s.message is not None and isinstance(s.message.reply_markup, InlineKeyboardMarkup):
+                out += [b.text for row in s.message.reply_markup.inline_keyboard for b in row]
+        return out
+
+    def all_buttons(self) -> list[str]:
+        return [b.text for m in self._with_buttons for row in m.reply_markup.inline_keyboard for b in row]  # type: ignore[union-attr]
+
+    def alerts(self) -> list[str]:
+        return [s.method.text for s in self.last if s.name == "AnswerCallbackQuery" and s.method.text]  # type: ignore[attr-defined]
+
+    def calls(self, name: str) -> list[Any]:
+        return [s.method for s in self.last if s.name == name]
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[tuple[AsyncEngine, async_sessionmaker[AsyncSession]]]:
+    engine = async_engine(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}")
+    await prepare_database(engine)
+    yield engine, session_factory(engine)
+    await engine.dispose()
+
+
+HarnessMaker = Callable[..., BotHarness]
+
+
+@pytest.fixture
+def make_harness(
+    bot_catalog: Catalog,
+    templates: Environment,
+    db: tuple[AsyncEngine, async_sessionmaker[AsyncSession]],
+) -> HarnessMaker:
+    """Build a harness with the production factory; override catalog, matcher, settings as needed."""
+
+    def make(
+        *,
+        catalog: Catalog | None = None,
+        matcher: Any = None,
+        settings: Settings | None = None,
+        user_id: int = 501,
+        **kw: Any,
+    ) -> BotHarness:
+        cat = catalog or bot_catalog
+        dp = build_dispatcher(
+            settings=settings or Settings(bot_token=None, throttle_rate=0),
+            catalog=cat,
+            matcher=matcher or Matcher(cat),
+            templates=templates,
+            session_factory=db[1],
+            **kw,
+        )
+        return BotHarness(dp, user_id=user_id)
+
+    return make
+
+
+@pytest.fixture
+def harness(make_harness: HarnessMaker) -> BotHarness:
+    return make_harness()
