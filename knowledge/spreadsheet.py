@@ -724,14 +724,22 @@ _resolver = yaml.resolver.Resolver()
 @functools.lru_cache(maxsize=65_536)
 def _plain_ok(s: str) -> bool:
     # Plain (unquoted) only when YAML would read it back as this very string.
-    if not s or _PLAIN_UNSAFE.search(s):
+    if not s or _PLAIN_UNSAFE.search(s) or _NOT_PRINTABLE.search(s):
         return False
     return bool(_resolver.resolve(yaml.ScalarNode, s, (True, False)) == "tag:yaml.org,2002:str")
 
 
+# JSON leaves these raw, but YAML refuses them (or reads them as line breaks) even inside quotes.
+_NOT_PRINTABLE = re.compile("[\x7f-\x9f\u2028\u2029\ufffe\uffff]")
+
+
+def _escape(m: re.Match[str]) -> str:
+    return f"\\u{ord(m.group()):04x}"
+
+
 def _scalar(v: Any) -> str:
     if isinstance(v, str):
-        return v if _plain_ok(v) else json.dumps(v, ensure_ascii=False)
+        return v if _plain_ok(v) else _NOT_PRINTABLE.sub(_escape, json.dumps(v, ensure_ascii=False))
     if v is None:
         return "null"
     if isinstance(v, bool):
