@@ -53,6 +53,7 @@ def build_dispatcher(
     session_factory: async_sessionmaker[AsyncSession],
     storage: BaseStorage | None = None,
     role_resolver: RoleResolver | None = None,
+    role_ttl: float = 30.0,
     throttle: Throttle | None = None,
 ) -> Dispatcher:
     # Workflow data: handlers receive these by parameter name; tests swap them the same way.
@@ -65,7 +66,8 @@ def build_dispatcher(
         session_factory=session_factory,
         cards=Cards(catalog, templates),
     )
-    dp.update.outer_middleware(RoleMiddleware(role_resolver or staff_role_resolver(session_factory)))
+    resolver = role_resolver or staff_role_resolver(session_factory)
+    dp.update.outer_middleware(RoleMiddleware(resolver, ttl=role_ttl))
     if settings.throttle_rate > 0:
         guard = ThrottleMiddleware(throttle or make_throttle(settings))
         dp.message.outer_middleware(guard)

@@ -47,17 +47,41 @@ class DbSessionMiddleware(BaseMiddleware):
 
 class RoleMiddleware(BaseMiddleware):
     """Outer (update) middleware putting `role` in the data before filters run, so staff routers
-    can be gated by a router-level filter. The resolver is pluggable (staff lookup, issue 4)."""
+    can be gated by a router-level filter. The resolver is pluggable (staff lookup, issue 4).
 
-    def __init__(self, resolver: RoleResolver | None = None):
-        self.resolver = resolver
+    Roles are cached per user for `ttl` seconds: the lookup is a database round trip, which cost
+    more than answering a citizen's question (bench/bench_dispatcher.py). The cache is only the
+    cheap pre-check; a staff router's filter re-reads the Staff row, so disabling a member takes
+    effect at once, while a newly added member is recognised within `ttl` seconds.
+    """
+
+    MAX_USERS = 50_000
+
+    def __init__(
+        self,
+        resolver: RoleResolver | None = None,
+        ttl: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.resolver, self.ttl, self.clock = resolver, ttl, clock
+        self._roles: dict[int, tuple[str, float]] = {}
+
+    async def role_of(self, user_id: int) -> str:
+        if self.resolver is None:
+            return CITIZEN
+        now = self.clock()
+        cached = self._roles.get(user_id)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        role = await self.resolver(user_id)
+        if len(self._roles) >= self.MAX_USERS:
+            self._roles = {k: v for k, v in self._roles.items() if v[1] > now}
+        self._roles[user_id] = (role, now + self.ttl)
+        return role
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         user: User | None = data.get("event_from_user")
-        role = CITIZEN
-        if self.resolver is not None and user is not None:
-            role = await self.resolver(user.id)
-        data["role"] = role
+        data["role"] = await self.role_of(user.id) if user is not None else CITIZEN
         return await handler(event, data)
 
 

@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit
@@ -293,7 +294,7 @@ class RecordingSession(BaseSession):
             doc = Document(file_id=f"f{message_id}", file_unique_id=f"u{message_id}", file_name=name)
         msg = Message(
             message_id=message_id,
-            date=int(time.time()),
+            date=datetime.now(UTC),
             chat=Chat(id=chat_id, type="private"),
             from_user=self.me,
             text=text,

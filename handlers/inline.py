@@ -8,6 +8,7 @@ from aiogram.types import (
     InlineQuery,
     InlineQueryResultArticle,
     InlineQueryResultsButton,
+    InlineQueryResultUnion,
     InputTextMessageContent,
 )
 from jinja2 import Environment
@@ -39,7 +40,7 @@ async def inline_search(
     else:
         entries = candidate_entries(catalog, result)
     more = render(templates, "inline_more")
-    articles = []
+    articles: list[InlineQueryResultUnion] = []
     for e in entries[:MAX_RESULTS]:
         card, _ = cards.get(e)
         if utf16_len(card) > TELEGRAM_LIMIT:
