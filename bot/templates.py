@@ -7,12 +7,14 @@ the tests instead of a silently empty line in front of a citizen.
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from knowledge.schema import Fee, days_text
+from models.workdays import CHINA_TZ
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 
@@ -27,6 +29,15 @@ def fee_text(fee: Fee) -> str:
     return "，".join(parts) or "按规定收取"
 
 
+def local_time(moment: dt.datetime) -> str:
+    """Stored UTC timestamps as people in the county read them (Beijing time)."""
+    return moment.astimezone(CHINA_TZ).strftime("%Y-%m-%d %H:%M")
+
+
+def date_text(day: dt.date) -> str:
+    return f"{day.year}年{day.month}月{day.day}日"
+
+
 def make_templates(path: Path | None = None) -> Environment:
     env = Environment(
         loader=FileSystemLoader(str(path or TEMPLATE_DIR)),
@@ -39,6 +50,8 @@ def make_templates(path: Path | None = None) -> Environment:
     )
     env.filters["days"] = days_text
     env.filters["fee"] = fee_text
+    env.filters["local_time"] = local_time
+    env.filters["date_cn"] = date_text
     return env
 
 
