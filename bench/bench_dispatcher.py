@@ -76,11 +76,11 @@ async def run(rounds: int, misses: bool) -> None:
         sent = session.take()
         await engine.dispose()
     n = len(batch)
-    q = statistics.quantiles(per, n=100)
+    pct = statistics.quantiles(per, n=100)
     kind = "out-of-catalog (fallback + DB write)" if misses else "in-catalog"
     print(f"{kind}: {n} questions, {len(sent)} Bot API requests")
     print(f"  wall {n / wall:,.0f} q/s   cpu {n / cpu:,.0f} q/s")
-    print(f"  per question ms: p50 {q[49] * 1000:.2f}  p95 {q[94] * 1000:.2f}  p99 {q[98] * 1000:.2f}")
+    print(f"  per question ms: p50 {pct[49] * 1000:.2f}  p95 {pct[94] * 1000:.2f}  p99 {pct[98] * 1000:.2f}")
 
 
 def main() -> None:
