@@ -16,7 +16,7 @@ from aiogram import Bot
 from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters.callback_data import CallbackData
-from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
 from knowledge.schema import Bundle, Catalog, Item
 
@@ -120,6 +120,11 @@ def split_html(text: str, limit: int = TELEGRAM_LIMIT) -> list[str]:
         parts.append(prefix + piece.rstrip("\n") + _closing(stack))
         carry = stack
     return [p for p in parts if p.strip()]
+
+
+def chat_of(callback: CallbackQuery) -> int:
+    """Where a button's answer goes: the chat the button is in (a group, too), else the presser."""
+    return callback.message.chat.id if callback.message is not None else callback.from_user.id
 
 
 async def edit_html(

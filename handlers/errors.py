@@ -13,12 +13,14 @@ from aiogram.filters import Filter
 from aiogram.types import ErrorEvent, Message
 from jinja2 import Environment
 
+from bot.render import chat_of
 from bot.templates import render
-from handlers.guide import MAX_QUESTION
+from handlers.guide import MAX_QUESTION, in_private_chat
 from knowledge.schema import Catalog
 
 log = logging.getLogger(__name__)
 router = Router(name=__name__)
+router.message.filter(in_private_chat)  # stickers and chatter in a group are not for the bot
 
 # Something a question could be made of: CJK, letters, digits. Emoji and punctuation alone are not.
 _MEANINGFUL = re.compile(r"[\w\u3400-\u9fff]", re.UNICODE)
@@ -33,7 +35,7 @@ async def on_error(event: ErrorEvent, bot: Bot, templates: Environment, catalog:
     if update.message is not None:
         chat_id = update.message.chat.id
     elif update.callback_query is not None:
-        chat_id = update.callback_query.from_user.id
+        chat_id = chat_of(update.callback_query)
         try:
             await update.callback_query.answer()
         except Exception:  # noqa: BLE001 - apologising must never raise a second error

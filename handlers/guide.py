@@ -23,6 +23,7 @@ from bot.render import (
     NavCb,
     bundle_keyboard,
     card_link_keyboard,
+    chat_of,
     entries_keyboard,
     entry,
     item_keyboard,
@@ -37,6 +38,15 @@ from models.questions import mask_sensitive, record_unanswered
 
 log = logging.getLogger(__name__)
 router = Router(name=__name__)
+
+
+async def in_private_chat(message: Message) -> bool:
+    """Free text is a question only in a private chat: in a group the bot must not answer every
+    message (commands still work there)."""
+    return message.chat.type == "private"
+
+
+router.message.filter(in_private_chat)
 
 # A non-confident best match at least this good is worth offering as "您要办的是：" rather than
 # only the fallback. Below it the matcher is guessing: on the sample catalog out-of-scope questions
@@ -379,9 +389,7 @@ async def none_of_these(
 ) -> None:
     await callback.answer()
     asked = (await state.get_data()).get("asked") or ""
-    await send_fallback(
-        bot, callback.from_user.id, asked, catalog=catalog, templates=templates, session=session
-    )
+    await send_fallback(bot, chat_of(callback), asked, catalog=catalog, templates=templates, session=session)
 
 
 @router.callback_query(EntryCb.filter())
@@ -399,7 +407,7 @@ async def entry_button(
         await callback.answer(render(templates, "expired"), show_alert=True)
         return
     await callback.answer()
-    chat_id = callback.from_user.id
+    chat_id = chat_of(callback)
     kw: dict[str, Any] = {"catalog": catalog, "templates": templates, "state": state}
     act = callback_data.act
     if act == "w":

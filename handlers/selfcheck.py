@@ -15,6 +15,7 @@ from bot.render import (
     CheckCb,
     Entry,
     EntryCb,
+    chat_of,
     check_done_keyboard,
     check_keyboard,
     edit_html,
@@ -83,7 +84,7 @@ async def start_check(
         return
     await callback.answer()
     mats = checklist(catalog, e)
-    chat_id = callback.from_user.id
+    chat_id = chat_of(callback)
     if not mats:
         await send_html(bot, chat_id, _result_text(catalog, templates, e, mats, []), check_done_keyboard(e))
         return
@@ -114,7 +115,7 @@ async def answer_step(
     if not callback_data.have:
         missing.append(step)
     message = callback.message if isinstance(callback.message, Message) else None
-    chat_id = callback.from_user.id
+    chat_id = chat_of(callback)
     if step + 1 < len(mats):
         await state.update_data(check={**check, "step": step + 1, "missing": missing})
         await edit_html(

@@ -12,6 +12,7 @@ from bot.render import (
     PAGE_SIZE,
     DeptCb,
     NavCb,
+    chat_of,
     department_items_keyboard,
     departments_keyboard,
     edit_html,
@@ -90,7 +91,7 @@ async def nav(
     callback: CallbackQuery, callback_data: NavCb, bot: Bot, catalog: Catalog, templates: Environment
 ) -> None:
     await callback.answer()
-    chat_id = callback.from_user.id
+    chat_id = chat_of(callback)
     to = callback_data.to
     if to == "back":
         text, kb = departments_view(catalog, templates)
@@ -121,7 +122,7 @@ async def department(
     text = render(templates, "department_items", department=dept, total=len(items), page=page, pages=pages)
     kb = department_items_keyboard(catalog, dept.id, dept.name, page)
     # Browsing edits one message in place instead of filling the chat with lists.
-    await edit_html(bot, _message(callback), callback.from_user.id, text, kb)
+    await edit_html(bot, _message(callback), chat_of(callback), text, kb)
 
 
 def _message(callback: CallbackQuery) -> Message | None:

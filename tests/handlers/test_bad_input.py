@@ -101,3 +101,12 @@ async def test_handler_error_is_logged_once_and_user_gets_apology(
     # the dispatcher keeps working for the next update
     await h.say("/center")
     assert "测试县新城路 1 号" in h.text()
+
+
+async def test_group_chatter_is_not_answered(harness: BotHarness) -> None:
+    group = {"id": -1001, "type": "group", "title": "家人群"}
+    await harness.say("结婚登记", chat=group)
+    await harness.say("😀😀", chat=group)
+    assert harness.last == []
+    await harness.say("/center", chat=group)  # commands still work in a group
+    assert "测试县新城路 1 号" in harness.text()
