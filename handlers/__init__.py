@@ -6,16 +6,18 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from handlers import errors, guide, inline, selfcheck, start
+from handlers import cases, errors, guide, inline, selfcheck, staff, start
 
 
 def routers() -> list[Router]:
     ordered = [
         errors.router,  # error handler (catches errors of every router) + bad-input guard
+        staff.router,  # gated by RoleFilter: staff commands, case views, staff free-text steps
+        cases.router,  # applicant: /status, case numbers, the receipt deep link, /mycases
+        staff.denied_router,  # /cases and staff buttons from anyone else: a plain refusal
         start.router,
         selfcheck.router,
         inline.router,
-        # issue 4: cases.router, staff.router go here (before the guide).
         guide.router,  # LAST: free text is a question
     ]
     for r in ordered:
