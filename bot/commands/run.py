@@ -36,7 +36,7 @@ def _console(args: argparse.Namespace) -> int:
 
 
 def _start(args: argparse.Namespace, *, console: bool) -> int:
-    from aiogram.exceptions import TelegramUnauthorizedError
+    from aiogram.exceptions import TelegramNetworkError, TelegramUnauthorizedError
     from aiogram.utils.token import TokenValidationError
 
     from bot import runtime
@@ -82,5 +82,9 @@ def _start(args: argparse.Namespace, *, console: bool) -> int:
         return 1
     except TelegramUnauthorizedError:
         print("BOT_TOKEN 无效：Telegram 拒绝了这个令牌", file=sys.stderr)
+        return 1
+    except TelegramNetworkError as e:
+        where = settings.telegram_api_base or "https://api.telegram.org"
+        print(f"无法连接 Telegram Bot API（{where}）：{e.message}", file=sys.stderr)
         return 1
     return 0
