@@ -10,7 +10,7 @@ import importlib
 import sys
 
 # Order here is the order shown in --help.
-COMMAND_MODULES = ["run", "catalog", "matcher", "db", "staff", "report"]
+COMMAND_MODULES = ["run", "api", "catalog", "matcher", "db", "staff", "report"]
 
 
 def build_parser() -> argparse.ArgumentParser:

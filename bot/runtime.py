@@ -59,6 +59,8 @@ COMMANDS = [
     BotCommand(command="departments", description="按部门查找事项"),
     BotCommand(command="windows", description="窗口与首席代表"),
     BotCommand(command="center", description="中心地址、时间和电话"),
+    BotCommand(command="status", description="查询办件进度"),
+    BotCommand(command="mycases", description="我订阅的办件"),
 ]
 
 CONSOLE_BOT_ID = 100000001
@@ -152,14 +154,19 @@ async def set_commands(bot: Bot) -> None:
 
 async def run_bot(parts: Parts) -> None:
     """Polling, or webhook mode when WEBHOOK_URL is set. Returns after SIGTERM/SIGINT, cleaned up."""
+    from bot.services import start_services
+
     bot = make_bot(parts.settings)
     dp = parts.dispatcher()
+    # Integration API (when API_TOKEN is set), notice delivery and the daily digest (issue 4).
+    services = await start_services(parts, bot)
     try:
         if parts.settings.webhook_url:
             await _run_webhook(parts.settings, bot, dp)
         else:
             await _run_polling(bot, dp)
     finally:
+        await services.stop()
         await bot.session.close()
         await parts.engine.dispose()
 

@@ -1,0 +1,82 @@
+"""Background services started next to the bot by `yichuang run` (and `yichuang api`): the
+integration API, the notice delivery worker and the daily deadline digest; stopped together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from aiogram import Bot
+from aiohttp import web
+
+from bot.api import ApiContext, build_app, serve
+from bot.delivery import DeliveryConfig, DeliveryWorker
+from bot.reminders import digest_loop
+
+if TYPE_CHECKING:
+    from bot.runtime import Parts
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    worker: DeliveryWorker | None = None
+    api: web.AppRunner | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def wake_worker(self) -> None:
+        if self.worker is not None:
+            self.worker.wake()
+
+    async def stop(self) -> None:
+        """API first (no new notices), then the digest, then the worker finishes its sends."""
+        self.stopping.set()
+        if self.api is not None:
+            await self.api.cleanup()
+        if self.worker is not None:
+            self.worker.stop()
+        if self.tasks:
+            _, pending = await asyncio.wait(self.tasks, timeout=30)
+            for task in pending:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+
+async def start_services(
+    parts: Parts, bot: Bot | None, *, api: bool = True, worker: bool = True, digest: bool = True
+) -> Services:
+    """Start what the settings ask for: the API when API_TOKEN is set; the worker and the digest
+    when there is a bot to send with."""
+    settings = parts.settings
+    services = Services()
+    if worker and bot is not None:
+        services.worker = DeliveryWorker(bot, parts.session_factory, DeliveryConfig.from_settings(settings))
+        services.tasks.append(asyncio.create_task(services.worker.run(), name="notice-delivery"))
+    if digest and bot is not None:
+        loop = digest_loop(
+            factory=parts.session_factory,
+            catalog=parts.catalog,
+            templates=parts.templates,
+            stop=services.stopping,
+            on_queued=services.wake_worker,
+        )
+        services.tasks.append(asyncio.create_task(loop, name="deadline-digest"))
+    if api and settings.api_token is not None and settings.api_token.get_secret_value():
+        username = None
+        if bot is not None:
+            try:
+                username = (await bot.me()).username
+            except Exception as e:  # noqa: BLE001 - links can wait; the API itself must come up
+                log.warning("bot username unknown (%s): API answers without binding links", e)
+        ctx = ApiContext(
+            parts.catalog, parts.templates, parts.session_factory, username, services.wake_worker
+        )
+        app = build_app(ctx, token=settings.api_token.get_secret_value())
+        services.api = await serve(app, settings.api_host, settings.api_port)
+    return services
