@@ -98,7 +98,6 @@ def _load_folder(root: Path) -> Catalog:
 
 @dataclass
 class _Doc:
-    rel: str
     data: Any
     node: yaml.Node | None
 
@@ -123,6 +122,9 @@ def _read_yaml(
         problems.append(Problem(rel, "", "", "文件不是 UTF-8 编码，请另存为 UTF-8"))
         _guess_names(path.read_bytes().decode("gb18030", errors="replace"), unparsed)  # Windows editors
         return None
+    except OSError as e:
+        problems.append(Problem(rel, "", "", f"无法读取：{e.strerror or e}"))
+        return None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         detail = getattr(e, "problem", None) or str(e)
@@ -139,7 +141,7 @@ def _read_yaml(
         return None
     if node is not None:
         _check_duplicate_keys(node, rel, problems)
-    return _Doc(rel, data, node)
+    return _Doc(data, node)
 
 
 def _guess_names(text: str, unparsed: set[str] | None) -> None:

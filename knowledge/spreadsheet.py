@@ -387,6 +387,7 @@ def _xlsx_rows(path: Path) -> list[tuple[int, list[str]]]:
         wb = load_workbook(path, data_only=True)
     except Exception as e:  # openpyxl raises many kinds for a damaged or mislabelled file
         raise CatalogError([Problem(path.name, "", "", f"无法打开 Excel 文件：{e}")]) from e
+    first: list[tuple[int, list[str]]] | None = None
     try:
         for ws in wb.worksheets:
             merged: dict[tuple[int, int], Any] = {}
@@ -399,9 +400,11 @@ def _xlsx_rows(path: Path) -> list[tuple[int, list[str]]]:
             for r, row in enumerate(ws.iter_rows(min_row=1, values_only=True), start=1):
                 cells = [_text(merged.get((r, c), v)) for c, v in enumerate(row, start=1)]
                 rows.append((r, cells))
+            # The catalog is the first sheet with a header row; others (notes, 填写说明) are skipped.
             if any("事项名称" in map(_header_name, cells) for _, cells in rows[:_HEADER_SCAN_ROWS]):
                 return rows
-        return rows if wb.worksheets else []
+            first = rows if first is None else first
+        return first or []
     finally:
         wb.close()
 

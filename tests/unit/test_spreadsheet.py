@@ -231,6 +231,17 @@ def test_xlsx_with_title_row_merged_department_and_number_cells(tmp_path: Path) 
     assert [m.name for m in sheet.items[1].materials] == ["出生医学证明", "父母身份证"]
 
 
+def test_xlsx_catalog_on_a_later_sheet(tmp_path: Path) -> None:
+    wb = Workbook()
+    wb.active.append(["说明：本表由县政务服务中心整理"])
+    ws = wb.create_sheet("目录")
+    ws.append(HEADER)
+    ws.append(MARRIAGE)
+    path = tmp_path / "目录.xlsx"
+    wb.save(path)
+    assert [i.name for i in read_sheet(path).items] == ["结婚登记"]
+
+
 def test_unsupported_file_type(tmp_path: Path) -> None:
     path = tmp_path / "目录.xls"
     path.write_bytes(b"old excel")
@@ -289,7 +300,7 @@ _plain = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.lists(st.dictionaries(_text, _plain, max_size=5), max_size=4))
 def test_the_folder_writer_reads_back_exactly(data: list[dict[str, object]]) -> None:
     text = "".join(line + "\n" for line in _block(data, ""))
