@@ -83,6 +83,9 @@ class Item(_Strict):
     department: str = Field(min_length=2)  # department name
     window: str | None = None  # window number
     type: ItemType = ItemType.LICENSE
+    # 办理结果: what the applicant receives. Inside a bundle a member's output is shared with the
+    # other members, so nobody is asked to bring a document the bundle itself produces.
+    outputs: list[str] = Field(default_factory=list)
     basis: list[str] = Field(default_factory=list)
     conditions: list[str] = Field(default_factory=list)
     materials: list[Material] = Field(default_factory=list)
@@ -140,6 +143,15 @@ class MergedMaterial:
 
 
 @dataclass(frozen=True)
+class SharedMaterial:
+    """A document one bundle member needs and another member issues (共享互认, 免于提交)."""
+
+    name: str
+    provided_by: str
+    needed_by: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class BundleFee:
     item: str
     fee: Fee
@@ -181,11 +193,36 @@ class Catalog:
     def members(self, bundle: Bundle) -> list[Item]:
         return [i for n in bundle.items if (i := self.item(n)) is not None]
 
+    def bundle_shared(self, bundle: Bundle) -> list[SharedMaterial]:
+        """Materials a member needs that another member produces: shared inside, not brought."""
+        shared: dict[str, SharedMaterial] = {}
+        for it in self.members(bundle):
+            for m in it.materials:
+                producer = self._producer_in(bundle, it, m.name)
+                if producer is not None:
+                    key = _material_key(m.name)
+                    prev = shared.get(key)
+                    needed = (*prev.needed_by, it.name) if prev else (it.name,)
+                    shared[key] = SharedMaterial(m.name, producer, needed)
+        return list(shared.values())
+
+    def _producer_in(self, bundle: Bundle, consumer: Item, material: str) -> str | None:
+        for other in self.members(bundle):
+            if other.name != consumer.name and any(_names_new(o, material) for o in _output_stems(other)):
+                return other.name
+        return None
+
     def bundle_materials(self, bundle: Bundle) -> list[MergedMaterial]:
-        """Each document once, in first-seen order, marked with the items that need it."""
+        """Each document once, in first-seen order, marked with the items that need it.
+
+        Documents produced by another member (the licence a later permit asks for) are left out:
+        see `bundle_shared`.
+        """
         merged: dict[str, tuple[Material, list[str]]] = {}
         for it in self.members(bundle):
             for m in it.materials:
+                if self._producer_in(bundle, it, m.name) is not None:
+                    continue
                 key = _material_key(m.name)
                 if key in merged:
                     first, needed = merged[key]
@@ -213,6 +250,17 @@ class Catalog:
 def _material_key(name: str) -> str:
     # "申请人身份证" and "申请人身份证 " or full-width brackets must merge into one line.
     return "".join(name.split()).replace("（", "(").replace("）", ")")
+
+
+def _output_stems(item: Item) -> list[str]:
+    # "户口簿（新生儿落户）" is matched as "户口簿": the bracket only explains the output.
+    return [o.split("（")[0].strip() for o in item.outputs]
+
+
+def _names_new(output: str, material: str) -> bool:
+    """Does the material name ask for this output, and not for an earlier one ("原不动产权证书")?"""
+    at = material.find(output) if output else -1
+    return at >= 0 and material[max(0, at - 1) : at] != "原"
 
 
 def days_text(days: int) -> str:

@@ -65,6 +65,8 @@ _SYNONYMS = {
     "办理程序": "办理流程",
     "投诉电话": "监督电话",
     "俗称": "别名",
+    "结果名称": "办理结果",
+    "审批结果": "办理结果",
 }
 FIELD_COLUMNS = {
     "name": "事项名称",
@@ -72,6 +74,7 @@ FIELD_COLUMNS = {
     "department": "实施部门",
     "window": "办理窗口",
     "type": "事项类型",
+    "outputs": "办理结果",
     "basis": "设定依据",
     "conditions": "受理条件",
     "materials": "申报材料",
@@ -511,6 +514,7 @@ def _row_item(number: int, values: dict[str, str], sheet: SheetImport) -> Item |
         "department": values["实施部门"],
         "window": values.get("办理窗口") or None,
         "type": item_type,
+        "outputs": split_aliases(values.get("办理结果", "")),
         "basis": _lines(values.get("设定依据", "")),
         "conditions": _lines(values.get("受理条件", "")),
         "materials": unique,
@@ -767,6 +771,7 @@ def item_row(it: Item) -> dict[str, str]:
         "实施部门": it.department,
         "办理窗口": it.window or "",
         "事项类型": it.type.value,
+        "办理结果": "；".join(it.outputs),
         "设定依据": "\n".join(it.basis),
         "受理条件": "\n".join(it.conditions),
         "申报材料": "\n".join(format_material(m) for m in it.materials),

@@ -83,3 +83,29 @@ def test_lookups(catalog: Catalog) -> None:
     assert [i.name for i in catalog.items_of("县民政局")] == ["结婚登记", "离婚登记"]
     assert [b.name for b in catalog.bundles_of("结婚登记")] == ["结婚落户一件事"]
     assert catalog.window("B05") is not None and catalog.window("Z99") is None
+
+
+def test_bundle_does_not_ask_for_a_document_one_of_its_members_issues() -> None:
+    from knowledge.loader import load_catalog
+
+    sample = load_catalog()
+    bundle = sample.bundle("开办餐饮店一件事")
+    assert bundle is not None
+    asked = [m.name for m in sample.bundle_materials(bundle)]
+    # The food licence and the fire check need the business licence the first member issues.
+    assert not any("营业执照" in name for name in asked)
+    shared = {s.name: s.provided_by for s in sample.bundle_shared(bundle)}
+    assert shared["营业执照"] == "个体工商户设立登记"
+    # Its own documents stay: the applicant still brings an ID card.
+    assert "经营者居民身份证" in asked
+
+
+def test_an_earlier_certificate_is_still_asked_for() -> None:
+    from knowledge.loader import load_catalog
+
+    sample = load_catalog()
+    bundle = sample.bundle("二手房交易一件事")
+    assert bundle is not None
+    asked = [m.name for m in sample.bundle_materials(bundle)]
+    # The transfer issues a new 不动产权证书; the seller's old one (原…) must still be brought.
+    assert any(name.startswith("购房发票或原不动产权证书") for name in asked)
