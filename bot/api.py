@@ -108,9 +108,17 @@ class Health(BaseModel):
 # ---------------------------------------------------------------- errors as JSON
 
 
-def error(status: int, code: str, message: str, details: list[dict[str, Any]] | None = None) -> web.Response:
+def error(
+    status: int,
+    code: str,
+    message: str,
+    details: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
     body = ErrorBody(error=code, message=message, details=details).model_dump(exclude_none=True)
-    headers = {"WWW-Authenticate": 'Bearer realm="yichuang"'} if status == 401 else None
+    headers = dict(headers or {})
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="yichuang"'
     return web.json_response(body, status=status, headers=headers, dumps=_dumps)
 
 
@@ -144,7 +152,9 @@ async def json_errors(
         if e.status < 400:
             raise
         code, message = _HTTP_ERRORS.get(e.status, ("http_error", e.reason))
-        return error(e.status, code, message)
+        # Keep what the status code promises (405 must say which methods are allowed).
+        kept = {k: v for k, v in e.headers.items() if k.lower() == "allow"}
+        return error(e.status, code, message, headers=kept)
     except Exception:  # noqa: BLE001 - the contract says JSON, never a bare 500
         log.exception("API %s %s failed", request.method, request.path)
         return error(503, "unavailable", "服务暂时不可用，请稍后重试")
@@ -298,7 +308,7 @@ def build_app(ctx: ApiContext, *, token: str) -> web.Application:
         raise ValueError("API_TOKEN must not be empty")
     app = web.Application(middlewares=[json_errors, bearer_auth(token)], client_max_size=MAX_BODY)
     app[CTX] = ctx
-    app[OPENAPI] = openapi_document()
+    app[OPENAPI] = openapi_document(ctx.catalog)
     app.router.add_post(f"{API_PREFIX}/cases", create)
     app.router.add_post(f"{API_PREFIX}/cases/{{number}}/events", add_event)
     app.router.add_get(f"{API_PREFIX}/cases/{{number}}", read)
@@ -319,13 +329,17 @@ async def serve(app: web.Application, host: str, port: int) -> web.AppRunner:
 # ---------------------------------------------------------------- the OpenAPI document
 
 
-def openapi_document() -> dict[str, Any]:
+def openapi_document(catalog: Catalog | None = None) -> dict[str, Any]:
+    """The contract; with a catalog, `item` lists its canonical item and bundle names."""
     models: list[type[BaseModel]] = [CaseCreate, EventCreate, CaseCreated, EventAnswer, ErrorBody, Health]
     _, top = models_json_schema(
         [(m, "validation" if m in (CaseCreate, EventCreate) else "serialization") for m in models],
         ref_template="#/components/schemas/{model}",
     )
     schemas = top.get("$defs", {})
+    if catalog is not None:
+        names = [i.name for i in catalog.items] + [b.name for b in catalog.bundles]
+        schemas["CaseCreate"]["properties"]["item"]["enum"] = names
 
     def ref(name: str) -> dict[str, Any]:
         return {"$ref": f"#/components/schemas/{name}"}
