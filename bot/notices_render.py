@@ -12,6 +12,7 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from jinja2 import Environment
 
+from bot.supervision_render import rating_rows
 from bot.templates import render
 from knowledge.schema import Catalog, Window
 from models.crud import NoticeContext, NoticeRenderer, RenderedNotice
@@ -47,6 +48,9 @@ def notice_keyboard(ctx: NoticeContext) -> InlineKeyboardMarkup | None:
     rows: list[list[InlineKeyboardButton]] = []
     if ctx.kind == CaseStatus.CORRECTION_REQUIRED.value:
         rows.append([InlineKeyboardButton(text=ACK_LABEL, callback_data=AckCb(e=ctx.event_pk).pack())])
+    if ctx.case_status_changed and ctx.case.status in (CaseStatus.COMPLETED.value, CaseStatus.REJECTED.value):
+        # Issue 5: the applicant rates the decided case (好差评) right under the notice.
+        rows += rating_rows(ctx.case.number)
     return InlineKeyboardMarkup(inline_keyboard=rows) if rows else None
 
 

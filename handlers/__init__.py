@@ -6,15 +6,22 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from handlers import cases, errors, guide, inline, selfcheck, staff, start
+from handlers import admin, cases, errors, feedback, guide, inline, news, selfcheck, staff, start
 
 
 def routers() -> list[Router]:
     ordered = [
+        # Supervision goes before the bad-input guard: a photo sent while writing a complaint
+        # belongs to it, and a reply to a complaint may be longer than a question.
+        feedback.router,
+        admin.router,  # admins (RoleFilter): complaints, /announce, /report, /unanswered
+        admin.staff_router,  # any staff (RoleFilter): /tickets (rectification, assigned complaints)
         errors.router,  # error handler (catches errors of every router) + bad-input guard
         staff.router,  # gated by RoleFilter: staff commands, case views, staff free-text steps
         cases.router,  # applicant: /status, case numbers, the receipt deep link, /mycases
         staff.denied_router,  # /cases and staff buttons from anyone else: a plain refusal
+        admin.denied_router,  # the same for supervision commands and buttons
+        news.router,  # /news, /subscribe_news, /unsubscribe_news
         start.router,
         selfcheck.router,
         inline.router,

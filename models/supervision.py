@@ -27,7 +27,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models.audit import audit
 from models.cases import Case, CaseEvent, CaseStep, utc_now
-from models.crud import InputError, RenderedNotice
+from models.crud import InputError, RenderedNotice, get_case
 from models.feedback import (
     BAD_STARS,
     CALLBACK_WORKDAYS,
@@ -173,7 +173,7 @@ class RateResult:
 async def rate_case(
     *,
     session: AsyncSession,
-    case_id: int,
+    number: str,
     chat_id: int,
     stars: int,
     round: int = 1,
@@ -189,8 +189,8 @@ async def rate_case(
     now = now or utc_now()
     cal = calendar or default_calendar()
     actor = f"tg:{chat_id}"
-    case = await session.get(Case, case_id)
-    target = case.number if case else str(case_id)
+    case = await get_case(session=session, number=number)
+    target = case.number if case else (number or "")[:40]
 
     async def refuse(reason: str, rollback: bool = False) -> NoReturn:
         await _refuse(

@@ -56,7 +56,7 @@ async def seeded(sessions: async_sessionmaker[AsyncSession], calendar: WorkCalen
         assert paused.id and late.id
         bad = await supervision.rate_case(
             session=s,
-            case_id=paused.id,
+            number=paused.number,
             chat_id=CITIZEN_CHAT,
             stars=1,
             now=china(2026, 10, 17),
@@ -76,7 +76,7 @@ async def seeded(sessions: async_sessionmaker[AsyncSession], calendar: WorkCalen
             now=china(2026, 10, 28),
         )
         await supervision.rate_case(
-            session=s, case_id=late.id, chat_id=CITIZEN_CHAT, stars=5, now=china(2026, 10, 21)
+            session=s, number=late.number, chat_id=CITIZEN_CHAT, stars=5, now=china(2026, 10, 21)
         )
         c = await supervision.file_complaint(
             session=s,

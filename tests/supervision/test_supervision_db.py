@@ -61,7 +61,7 @@ async def test_bad_rating_opens_rectification_with_both_deadlines_and_second_rat
     # Rated on Saturday 17 Oct: callback by Monday 19 Oct, fix within 15 working days: 6 Nov.
     result = await supervision.rate_case(
         session=session,
-        case_id=case.id,
+        number=case.number,
         chat_id=CITIZEN_CHAT,
         stars=1,
         render=srender,
@@ -76,9 +76,11 @@ async def test_bad_rating_opens_rectification_with_both_deadlines_and_second_rat
     assert [n.chat_id for n in staff_notes] == [DEPT_STAFF]  # the department, not the admin
 
     with pytest.raises(InputError, match="已评价过"):
-        await supervision.rate_case(session=session, case_id=case.id, chat_id=CITIZEN_CHAT, stars=5)
+        await supervision.rate_case(session=session, number=case.number, chat_id=CITIZEN_CHAT, stars=5)
     with pytest.raises(InputError, match="整改完成后"):
-        await supervision.rate_case(session=session, case_id=case.id, chat_id=CITIZEN_CHAT, stars=5, round=2)
+        await supervision.rate_case(
+            session=session, number=case.number, chat_id=CITIZEN_CHAT, stars=5, round=2
+        )
     assert [a.outcome for a in await actions(session, "rating.create")] == ["ok", "refused", "refused"]
 
 
@@ -94,7 +96,7 @@ async def test_fix_lets_the_applicant_rate_once_more(
     )
     assert case.id is not None
     made = await supervision.rate_case(
-        session=session, case_id=case.id, chat_id=CITIZEN_CHAT, stars=2, now=china(2026, 10, 19)
+        session=session, number=case.number, chat_id=CITIZEN_CHAT, stars=2, now=china(2026, 10, 19)
     )
     assert made.rectification is not None
     number = made.rectification.number
@@ -119,13 +121,17 @@ async def test_fix_lets_the_applicant_rate_once_more(
     again = await notices(session, "rating_again")
     assert [n.chat_id for n in again] == [CITIZEN_CHAT]
     second = await supervision.rate_case(
-        session=session, case_id=case.id, chat_id=CITIZEN_CHAT, stars=4, round=2
+        session=session, number=case.number, chat_id=CITIZEN_CHAT, stars=4, round=2
     )
     assert second.rectification is None
     with pytest.raises(InputError, match="已再次评价"):
-        await supervision.rate_case(session=session, case_id=case.id, chat_id=CITIZEN_CHAT, stars=5, round=2)
+        await supervision.rate_case(
+            session=session, number=case.number, chat_id=CITIZEN_CHAT, stars=5, round=2
+        )
     with pytest.raises(InputError, match="最多评价两次"):
-        await supervision.rate_case(session=session, case_id=case.id, chat_id=CITIZEN_CHAT, stars=5, round=3)
+        await supervision.rate_case(
+            session=session, number=case.number, chat_id=CITIZEN_CHAT, stars=5, round=3
+        )
 
 
 async def test_only_the_subscribed_applicant_rates_and_only_a_decided_case(
@@ -136,9 +142,9 @@ async def test_only_the_subscribed_applicant_rates_and_only_a_decided_case(
     )
     assert case.id is not None
     with pytest.raises(InputError, match="只有关注了该办件的申请人"):
-        await supervision.rate_case(session=session, case_id=case.id, chat_id=123, stars=5)
+        await supervision.rate_case(session=session, number=case.number, chat_id=123, stars=5)
     with pytest.raises(InputError, match="1 到 5"):
-        await supervision.rate_case(session=session, case_id=case.id, chat_id=CITIZEN_CHAT, stars=6)
+        await supervision.rate_case(session=session, number=case.number, chat_id=CITIZEN_CHAT, stars=6)
     made = await crud.create_case(
         session=session,
         catalog=catalog,
@@ -151,7 +157,7 @@ async def test_only_the_subscribed_applicant_rates_and_only_a_decided_case(
     await crud.subscribe(session=session, case=made.case, chat_id=CITIZEN_CHAT)
     assert made.case.id is not None
     with pytest.raises(InputError, match="办结后才能评价"):
-        await supervision.rate_case(session=session, case_id=made.case.id, chat_id=CITIZEN_CHAT, stars=5)
+        await supervision.rate_case(session=session, number=made.case.number, chat_id=CITIZEN_CHAT, stars=5)
 
 
 async def test_rating_remarks_are_masked_and_only_the_rater_adds_them(
@@ -161,7 +167,7 @@ async def test_rating_remarks_are_masked_and_only_the_rater_adds_them(
         session, catalog, calendar, accepted=china(2026, 10, 12), finished=china(2026, 10, 16)
     )
     assert case.id is not None
-    made = await supervision.rate_case(session=session, case_id=case.id, chat_id=CITIZEN_CHAT, stars=3)
+    made = await supervision.rate_case(session=session, number=case.number, chat_id=CITIZEN_CHAT, stars=3)
     assert made.rating.id is not None
     with pytest.raises(InputError):
         await supervision.set_rating_reason(
@@ -309,7 +315,7 @@ async def test_unrated_case_gets_a_single_reminder_three_days_later(
         session, catalog, calendar, accepted=china(2026, 10, 12), finished=china(2026, 10, 16)
     )
     assert rated.id is not None
-    await supervision.rate_case(session=session, case_id=rated.id, chat_id=CITIZEN_CHAT, stars=5)
+    await supervision.rate_case(session=session, number=rated.number, chat_id=CITIZEN_CHAT, stars=5)
     early = await supervision.send_rating_reminders(session=session, render=srender, now=china(2026, 10, 18))
     assert early == 0  # two days after closing
     sent = await supervision.send_rating_reminders(
@@ -356,7 +362,7 @@ async def test_rectification_list_is_per_department(
     )
     for case in (food, other):
         assert case.id is not None
-        await supervision.rate_case(session=session, case_id=case.id, chat_id=CITIZEN_CHAT, stars=1)
+        await supervision.rate_case(session=session, number=case.number, chat_id=CITIZEN_CHAT, stars=1)
     mine = await supervision.list_rectifications(session=session, department="scjg")
     assert [line.case_number for line in mine] == [food.number]
     assert len(await supervision.list_rectifications(session=session, department=None)) == 2
