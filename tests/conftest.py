@@ -56,14 +56,14 @@ class BotHarness:
         self.bot = make_bot(Settings(bot_token=None), session=self.session)
         self.updates = UpdateFactory(self.bot, user_id=user_id)
         self.last: list[Sent] = []
-        self._with_buttons: list[Message] = []
+        self.with_buttons: list[Message] = []
 
     async def feed(self, update: Any) -> list[Sent]:
         await self.dp.feed_update(self.bot, update)
         self.last = self.session.take()
         for s in self.last:
             if s.message is not None and isinstance(s.message.reply_markup, InlineKeyboardMarkup):
-                self._with_buttons.append(s.message)
+                self.with_buttons.append(s.message)
         return self.last
 
     async def say(self, text: str | None = None, **content: Any) -> list[Sent]:
@@ -71,7 +71,7 @@ class BotHarness:
 
     async def press(self, label: str) -> list[Sent]:
         """Press the button labelled `label` in the newest bot message that has it."""
-        for msg in reversed(self._with_buttons):
+        for msg in reversed(self.with_buttons):
             for row in msg.reply_markup.inline_keyboard:  # type: ignore[union-attr]
                 for b in row:
                     if b.text == label:
@@ -106,7 +106,7 @@ class BotHarness:
         return out
 
     def all_buttons(self) -> list[str]:
-        return [b.text for m in self._with_buttons for row in m.reply_markup.inline_keyboard for b in row]  # type: ignore[union-attr]
+        return [b.text for m in self.with_buttons for row in m.reply_markup.inline_keyboard for b in row]  # type: ignore[union-attr]
 
     def alerts(self) -> list[str]:
         return [s.method.text for s in self.last if s.name == "AnswerCallbackQuery" and s.method.text]  # type: ignore[attr-defined]

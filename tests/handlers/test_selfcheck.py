@@ -45,7 +45,7 @@ async def test_missing_without_source_points_to_the_window(harness: BotHarness) 
 
 async def test_stale_and_repeated_presses_do_not_skip_materials(harness: BotHarness) -> None:
     await start_check(harness, "结婚登记")
-    first_step = harness._with_buttons[-1]
+    first_step = harness.with_buttons[-1]
     await harness.press("有")
     # Pressing step 1's button again (double tap, old message) must not answer step 2.
     await harness.feed(harness.updates.callback("s1:0:0", first_step))
