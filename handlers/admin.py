@@ -885,7 +885,7 @@ async def commands_denied(message: Message, session: AsyncSession, role: str, te
     user_id = message.from_user.id if message.from_user else message.chat.id
     command = (message.text or "/").split()[0][1:].split("@")[0]
     await refuse_and_audit(session=session, user_id=user_id, role=role, action=f"/{command}")
-    await message.answer(msg(templates, "denied"))
+    await message.answer(msg(templates, "denied", role=role))
 
 
 @denied_router.callback_query(AdminCb.filter())
@@ -895,4 +895,4 @@ async def buttons_denied(
     await refuse_and_audit(
         session=session, user_id=callback.from_user.id, role=role, action=f"admin:{callback_data.act}"
     )
-    await callback.answer(msg(templates, "denied"), show_alert=True)
+    await callback.answer(msg(templates, "denied", role=role), show_alert=True)
