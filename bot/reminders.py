@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.supervision_render import queue_rating_reminders
 from bot.templates import render
 from knowledge.schema import Catalog
 from models.audit import audit
@@ -134,4 +135,10 @@ async def digest_loop(
                     on_queued()
         except Exception:  # noqa: BLE001 - tomorrow's digest must still run
             log.exception("deadline digest failed")
+        try:  # issue 5: unrated cases closed 3 days ago get their single rating reminder
+            reminded = await queue_rating_reminders(factory=factory, catalog=catalog, templates=templates)
+            if reminded and on_queued:
+                on_queued()
+        except Exception:  # noqa: BLE001 - the digest loop must go on
+            log.exception("rating reminders failed")
         due = next_run(utc_now(), at)

@@ -8,18 +8,21 @@ notice (bot/notices_render.notice_keyboard) carries the rating buttons too.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from jinja2 import Environment
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.templates import render
 from knowledge.schema import Catalog
 from models.crud import RenderedNotice
 from models.feedback import REASON_LABELS, STAR_LABELS
-from models.supervision import SupervisionRender
+from models.supervision import SupervisionRender, send_rating_reminders
 
 
 class RateCb(CallbackData, prefix="f1"):
@@ -152,3 +155,17 @@ def make_supervision_renderer(templates: Environment, catalog: Catalog) -> Super
         return RenderedNotice(text, _dump(markup))
 
     return renderer
+
+
+async def queue_rating_reminders(
+    *,
+    factory: async_sessionmaker[AsyncSession],
+    catalog: Catalog,
+    templates: Environment,
+    now: dt.datetime | None = None,
+) -> int:
+    """The daily job's part for ratings: one reminder per unrated case closed 3 days ago."""
+    async with factory() as session:
+        return await send_rating_reminders(
+            session=session, render=make_supervision_renderer(templates, catalog), now=now
+        )

@@ -406,3 +406,23 @@ async def test_attach_question_as_alias_updates_file_and_running_matcher(
     async with db[1]() as s:
         logged = (await s.exec(select(AuditLog).where(col(AuditLog.action) == "catalog.alias"))).one()
     assert logged.target == FOOD
+
+
+async def test_daily_job_reminds_an_unrated_case_once_and_the_reminder_rates(
+    harness: BotHarness, db: Db, bot_catalog: Catalog, templates: Environment
+) -> None:
+    import datetime as dt
+
+    from bot.supervision_render import queue_rating_reminders
+    from models.cases import utc_now
+
+    number = await decided_case(db, bot_catalog, templates)
+    later = utc_now() + dt.timedelta(days=3, minutes=1)
+    kw = {"factory": db[1], "catalog": bot_catalog, "templates": templates}
+    assert await queue_rating_reminders(**kw, now=utc_now() + dt.timedelta(days=2)) == 0  # type: ignore[arg-type]
+    assert await queue_rating_reminders(**kw, now=later) == 1  # type: ignore[arg-type]
+    assert await queue_rating_reminders(**kw, now=later + dt.timedelta(days=1)) == 0  # type: ignore[arg-type]
+    reminder = (await outbox(db, "rating_reminder"))[0]
+    assert reminder.chat_id == CITIZEN and number in reminder.text and "邀请您评价" in reminder.text
+    await harness.press_data(button(reminder, "★4 满意"))
+    assert "感谢您的评价" in harness.text() and "整改" not in harness.text()
