@@ -169,6 +169,7 @@ def card_text(catalog: Catalog, templates: Environment, e: Entry) -> str:
         bundle=b,
         members=catalog.members(b),
         merged=catalog.bundle_materials(b),
+        shared=catalog.bundle_shared(b),
         fees=catalog.bundle_fees(b),
         days=catalog.bundle_days(b),
         **common,
