@@ -12,12 +12,22 @@ How it ranks, in two stages:
    names the question contains, the BM25 score, and a preference for 一件事 bundles when the
    question asks for everything needed for one goal ("开饭店要办哪些证").
 
-`confident` is decided on coverage, not on any single shared word: "附近有什么好吃的饭馆" shares
-"饭馆" with the restaurant entries but leaves most of the question unexplained.
+Words split by other words ("砍自家山上的树") still meet the catalog's "砍树" through skip pairs:
+two content characters with only light words, or one other content character, between them.
+A bundle explains what its member items explain when the question names two of them or asks for
+everything at once ("营业执照和食品许可证能一起办吗").
+
+`confident` is a calibrated rule (bench/calibrate_matcher.py fits it on the question sets): a
+logistic model of the best score, its margin over the runner-up, how much of the question's
+content the entry explains, how much of it by a name or alias rather than a generic keyword, and
+whether an unexplained word is left over. "附近有什么好吃的饭馆" shares "饭馆" with the restaurant
+entries but leaves most of the question unexplained; a question about a law, a price or a rate
+("离婚了孩子抚养权归谁") is never confident unless it names an entry outright.
 """
 
 from __future__ import annotations
 
+import math
 import sys
 from collections import defaultdict
 from collections.abc import Iterable
@@ -28,7 +38,7 @@ import numpy as np
 from rapidfuzz import fuzz
 
 from knowledge.schema import Bundle, Catalog, Item
-from knowledge.textnorm import Analysis, Normalizer, default_normalizer
+from knowledge.textnorm import CONTENT, Analysis, Normalizer, Speller, default_normalizer
 
 Kind = Literal["item", "bundle"]
 
@@ -51,7 +61,8 @@ COVER_KEYWORD = 0.85
 COVER_WEAK = 0.6  # department name, a bundle's member names
 COVER_MATERIAL = 0.5  # "领结婚证要户口本吗": the 户口簿 is explained by the item's materials
 COVER_CHAR = 0.35  # the character alone occurs in a name/alias/keyword
-FUZZY_MIN_LABEL = 4  # shorter labels: one wrong character is a different word ("天然气"/"天天气")
+FUZZY_MIN_LABEL = 5  # shorter labels: one wrong character is a different word ("农业补贴"/"失业补贴");
+# slips in short words are mended by sound instead (textnorm.Speller)
 FUZZY_CREDIT = 0.9
 KEYWORD_RECALL = 0.5  # a whole keyword in the question says less than a whole name or alias
 
@@ -64,8 +75,29 @@ BUNDLE_CUE_BONUS = 0.12
 # Without such wording a bundle must explain clearly more than its member item to win:
 # "公司怎么领发票" is the 发票 item, even though 企业开办一件事 also mentions 公司.
 BUNDLE_NO_CUE_PENALTY = 0.06
-CONFIDENT_COVERAGE = 0.6
-CONFIDENT_SCORE = 0.5
+BUNDLE_MEMBER_CREDIT = 0.9  # a bundle explains what its named members explain, a little less
+MEMBER_NAMED_CHARS = 2  # a member counts as named when it explains this many characters itself
+
+# Skip pairs: "砍自家山上的树" still contains the catalog's 砍树.
+SKIP_MAX_DISTANCE = 6
+SKIP_QUERY_WEIGHT = 0.5
+SKIP_CREDIT = 0.8
+
+# `confident`: logistic model fitted by bench/calibrate_matcher.py on dev + held-out + blind
+# questions (see its report for the reliability table). Features are listed in `_features`.
+CONFIDENCE_WEIGHTS: dict[str, float] = {
+    "bias": -8.094,
+    "score": 6.717,
+    "margin": 2.147,
+    "coverage": 8.889,
+    "named": -2.130,
+    "loose": 0.666,
+    "full_label": 0.815,
+}
+CONFIDENCE_THRESHOLD = 0.797
+LOOSE_CAP = 4
+FULL_LABEL_CAP = 6
+NAMED_OUTRIGHT = 4  # characters of a name/alias found whole: "食品经营许可证", not "离婚"
 
 
 @dataclass(frozen=True)
@@ -103,6 +135,7 @@ class _Entry:
     weak_bigrams: frozenset[str]
     material_bigrams: tuple[frozenset[str], ...]  # one pooled set per material name
     chars: frozenset[str]  # characters of name, aliases and keywords
+    members: tuple[int, ...] = ()  # a bundle's member items (entry indices)
 
 
 class Matcher:
@@ -112,13 +145,22 @@ class Matcher:
         self._entries: list[_Entry] = []
         self._set_pool: dict[frozenset[str], frozenset[str]] = {}
         field_texts: list[dict[str, list[str]]] = []
+        typed: list[str] = []  # names, aliases and keywords as people type them, for the speller
         for it in catalog.items:
             field_texts.append(self._add_item(it))
+            typed += [it.name, *it.aliases, *it.keywords]
+        index = {it.name: n for n, it in enumerate(catalog.items)}
         for b in catalog.bundles:
-            field_texts.append(self._add_bundle(b))
+            field_texts.append(self._add_bundle(b, index))
+            typed += [b.name, *b.aliases, *b.keywords]
         self._postings = _build_postings(field_texts)
         # Words the catalog knows; a question's light characters inside them stay content.
         self._known = frozenset().union(*(e.strong_bigrams | e.keyword_bigrams for e in self._entries))
+        words = {w for w in (self.norm.typed(t) for t in [*typed, *self.norm.words()]) if w}
+        spelled = set(self._postings).union(*(_bigrams(w) for w in words))
+        v = self.norm.vocabulary
+        light = {w for w, x in v.weights.items() if len(w) == 1}
+        self._speller = Speller(words, spelled, v.not_typos, light)
 
     # -- index -----------------------------------------------------------------------------
 
@@ -127,7 +169,9 @@ class Matcher:
         fs = frozenset(items)
         return self._set_pool.setdefault(fs, fs)
 
-    def _add(self, name: str, kind: Kind, fields: dict[str, list[str]]) -> dict[str, list[str]]:
+    def _add(
+        self, name: str, kind: Kind, fields: dict[str, list[str]], members: tuple[int, ...] = ()
+    ) -> dict[str, list[str]]:
         n = self.norm.content
         fields = {f: [t for s in texts if (t := n(s))] for f, texts in fields.items()}
         labels = tuple(dict.fromkeys(fields["label"]))
@@ -146,6 +190,7 @@ class Matcher:
                 ),
                 material_bigrams=tuple(dict.fromkeys(self._set(_bigrams(s)) for s in fields["material"])),
                 chars=self._set({sys.intern(c) for c in "".join(labels) + "".join(keywords)}),
+                members=members,
             )
         )
         return fields
@@ -163,7 +208,7 @@ class Matcher:
             },
         )
 
-    def _add_bundle(self, b: Bundle) -> dict[str, list[str]]:
+    def _add_bundle(self, b: Bundle, index: dict[str, int]) -> dict[str, list[str]]:
         members = self.catalog.members(b)
         return self._add(
             b.name,
@@ -175,41 +220,57 @@ class Matcher:
                 "department": [b.lead_department],
                 "material": [],
             },
+            tuple(index[m.name] for m in members if m.name in index),
         )
 
     # -- search ----------------------------------------------------------------------------
 
     def search(self, question: str, limit: int = 5) -> MatchResult:
-        a = self.norm.analyze(question[: MAX_QUESTION_CHARS * 2], self._known)
+        return self.explain(question, limit).result
+
+    def explain(self, question: str, limit: int = 5) -> Ranking:
+        """`search` with the evidence behind `confident` (for calibration and debugging)."""
+        a = self.norm.analyze(question[: MAX_QUESTION_CHARS * 2], self._known, self._speller)
         if a.content_weight == 0 or limit <= 0:
-            return MatchResult(question, False, [])
+            return Ranking(MatchResult(question, False, []), {})
         q = _Query.of(a)
         bm25 = self._retrieve(q)
         nonzero = int(np.count_nonzero(bm25))
         if nonzero == 0:
-            return MatchResult(question, False, [])
+            return Ranking(MatchResult(question, False, []), {})
         k = min(CANDIDATES, nonzero)
         top = np.argpartition(-bm25, k - 1)[:k] if k < len(bm25) else np.arange(len(bm25))
         top = top[np.argsort(-bm25[top], kind="stable")]
         top = top[bm25[top] > 0]
         best_bm25 = float(bm25[top[0]])
 
-        scored: list[tuple[float, float, int]] = []
+        explained: dict[int, _Explanation] = {}
+
+        def explain(idx: int, deep: bool) -> _Explanation:
+            if idx not in explained:
+                explained[idx] = self._explain(self._entries[idx], q, deep=deep)
+            return explained[idx]
+
+        scored: list[tuple[float, int, _Explanation]] = []
         for rank, idx in enumerate(top.tolist()):
             e = self._entries[idx]
-            coverage, recall = self._explain(e, q, deep=rank < DEEP_CANDIDATES)
-            score = W_COVERAGE * coverage + W_RECALL * recall + W_BM25 * float(bm25[idx]) / best_bm25
+            x = explain(idx, rank < DEEP_CANDIDATES)
+            bundle_wanted = q.bundle_cue
             if e.kind == "bundle":
-                score += BUNDLE_CUE_BONUS if q.bundle_cue else -BUNDLE_NO_CUE_PENALTY
-            scored.append((score, coverage, idx))
+                x, named = self._with_members(x, [explain(m, True) for m in e.members], q)
+                bundle_wanted = bundle_wanted or named >= 2
+            score = W_COVERAGE * x.coverage + W_RECALL * x.recall + W_BM25 * float(bm25[idx]) / best_bm25
+            if e.kind == "bundle":
+                score += BUNDLE_CUE_BONUS if bundle_wanted else -BUNDLE_NO_CUE_PENALTY
+            scored.append((score, idx, x))
         scored.sort(key=lambda s: -s[0])
-        best_score, best_coverage, _ = scored[0]
-        confident = best_coverage >= CONFIDENT_COVERAGE and best_score >= CONFIDENT_SCORE
+        features = _features(scored, q)
+        confident = _confident(features, q, scored[0][2])
         matches = [
             Match(self._entries[i].name, self._entries[i].kind, round(min(s, 1.0), 4))
-            for s, _, i in scored[:limit]
+            for s, i, _ in scored[:limit]
         ]
-        return MatchResult(question, confident, matches)
+        return Ranking(MatchResult(question, confident, matches), features)
 
     def _retrieve(self, q: _Query) -> np.ndarray:
         scores = np.zeros(len(self._entries), dtype=np.float32)
@@ -220,15 +281,16 @@ class Matcher:
                 scores[ids] += vals * np.float32(weight)
         return scores
 
-    def _explain(self, e: _Entry, q: _Query, *, deep: bool) -> tuple[float, float]:
-        """(share of the question's weight the entry explains, best share of one label found).
+    def _explain(self, e: _Entry, q: _Query, *, deep: bool) -> _Explanation:
+        """How much of the question the entry explains, and by what.
 
         `deep` (the best-ranked few only): also material text and typo-tolerant alignment."""
         chars = e.chars
         cover = [COVER_CHAR if c in chars else 0.0 for c in q.text]
+        by_label = [False] * len(q.text)
         strong, kw, weak = e.strong_bigrams, e.keyword_bigrams, e.weak_bigrams
         materials = e.material_bigrams if deep else ()
-        for i, bg in q.pairs:
+        for i, j, bg, factor in q.pairs:
             if bg in strong:
                 credit = COVER_LABEL
             elif bg in kw:
@@ -239,10 +301,11 @@ class Matcher:
                 credit = COVER_MATERIAL
             else:
                 continue
-            if cover[i] < credit:
-                cover[i] = credit
-            if cover[i + 1] < credit:
-                cover[i + 1] = credit
+            credit *= factor
+            for p in (i, j):
+                if cover[p] < credit:
+                    cover[p] = credit
+                    by_label[p] = bg in strong
         qb = q.bigrams
         recall = max((len(bgs & qb) / len(bgs) for bgs in e.label_bigrams if bgs), default=0.0)
         if e.keyword_sets:
@@ -260,10 +323,99 @@ class Matcher:
                     continue
                 credit = FUZZY_CREDIT * al.score / 100
                 recall = max(recall, credit)
-                for i in q.content_pos[al.dest_start : al.dest_end]:
-                    cover[i] = max(cover[i], credit)
-        coverage = sum(c * w for c, w in zip(cover, q.weights, strict=True)) / q.total
-        return coverage, recall
+                for p in q.content_pos[al.dest_start : al.dest_end]:
+                    if cover[p] < credit:
+                        cover[p] = credit
+                        by_label[p] = True
+        full = max(
+            (len(e.labels[k]) for k, bgs in enumerate(e.label_bigrams) if bgs and bgs <= qb), default=0
+        )
+        return _Explanation.of(q, tuple(cover), tuple(by_label), recall, full)
+
+    def _with_members(
+        self, x: _Explanation, members: list[_Explanation], q: _Query
+    ) -> tuple[_Explanation, int]:
+        """A bundle also explains what its members explain, when the question names two of them
+        or asks for everything at once; returns the result and how many members are named."""
+        hits = [frozenset(i for i, c in enumerate(m.cover) if c >= COVER_KEYWORD) for m in members]
+        named = sorted((h for h in hits if len(h) >= MEMBER_NAMED_CHARS), key=len, reverse=True)
+        # Two members count only when each explains a part the other does not ("营业执照和食品许可证").
+        distinct = 1 + sum(1 for h in named[1:] if len(h - named[0]) >= MEMBER_NAMED_CHARS) if named else 0
+        if distinct < 2 and not q.bundle_cue:
+            return x, distinct
+        cover = list(x.cover)
+        by_label = list(x.by_label)
+        recall, full = x.recall, x.full_label
+        for m in members:
+            for i, c in enumerate(m.cover):
+                if BUNDLE_MEMBER_CREDIT * c > cover[i]:
+                    cover[i] = BUNDLE_MEMBER_CREDIT * c
+                    by_label[i] = m.by_label[i]
+            if distinct >= 2:
+                recall = max(recall, BUNDLE_MEMBER_CREDIT * m.recall)
+                full = max(full, m.full_label)
+        return _Explanation.of(q, tuple(cover), tuple(by_label), recall, full), distinct
+
+
+@dataclass(frozen=True)
+class Ranking:
+    result: MatchResult
+    features: dict[str, float]  # evidence behind `confident` (empty when nothing matched)
+
+
+@dataclass(frozen=True)
+class _Explanation:
+    cover: tuple[float, ...]  # credit per question character
+    by_label: tuple[bool, ...]  # that credit came from a name or alias, not a keyword
+    coverage: float  # share of the question's weight explained
+    named: float  # share of the question's weight explained by names and aliases
+    recall: float  # best share of one name/alias (or, halved, keyword) found in the question
+    full_label: int  # length of the longest name/alias found whole in the question
+    loose: int  # content characters the entry says nothing about ("抚养权归谁", "号码查询")
+
+    @classmethod
+    def of(
+        cls, q: _Query, cover: tuple[float, ...], by_label: tuple[bool, ...], recall: float, full: int
+    ) -> _Explanation:
+        w = q.weights
+        coverage = sum(c * x for c, x in zip(cover, w, strict=True)) / q.total
+        named = sum(c * x for c, x, b in zip(cover, w, by_label, strict=True) if b) / q.total
+        loose = sum(1 for c, x in zip(cover, w, strict=True) if x == CONTENT and c <= COVER_CHAR)
+        return cls(cover, by_label, coverage, named, recall, full, loose)
+
+
+def _features(scored: list[tuple[float, int, _Explanation]], q: _Query) -> dict[str, float]:
+    s1, _, x = scored[0]
+    s2 = scored[1][0] if len(scored) > 1 else 0.0
+    return {
+        "score": min(s1, 1.0),
+        "margin": max(0.0, min(s1, 1.0) - min(s2, 1.0)),
+        "coverage": x.coverage,
+        "named": x.named,
+        "recall": x.recall,
+        "loose": min(x.loose, LOOSE_CAP) / LOOSE_CAP,
+        "full_label": min(x.full_label, FULL_LABEL_CAP) / FULL_LABEL_CAP,
+        "off_topic": float(q.off_topic),
+        "guessed": float(q.guessed),
+    }
+
+
+def _confidence(features: dict[str, float]) -> float:
+    z = CONFIDENCE_WEIGHTS["bias"] + sum(
+        w * features[f] for f, w in CONFIDENCE_WEIGHTS.items() if f != "bias"
+    )
+    return 1.0 / (1.0 + math.exp(-z))
+
+
+def _confident(features: dict[str, float], q: _Query, best: _Explanation) -> bool:
+    # A question about a law, a price or a rate is only ours when it names the entry outright
+    # ("公积金贷款利率" names 住房公积金贷款; "离婚了孩子抚养权归谁" names no procedure).
+    if q.off_topic and best.full_label < NAMED_OUTRIGHT:
+        return False
+    # A word mended by its sound alone may be another word ("水费" is no slip for 税费): offer it.
+    if q.guessed:
+        return False
+    return _confidence(features) >= CONFIDENCE_THRESHOLD
 
 
 @dataclass(frozen=True)
@@ -274,7 +426,10 @@ class _Query:
     weights: tuple[float, ...]
     total: float
     bundle_cue: bool
-    pairs: tuple[tuple[int, str], ...]  # bigrams with both characters carrying weight
+    off_topic: bool
+    guessed: bool
+    # (i, j, bigram, credit factor): adjacent characters, and skip pairs of content characters
+    pairs: tuple[tuple[int, int, str, float], ...]
     bigrams: frozenset[str]
     content: str  # the question without fillers, for typo alignment
     content_pos: tuple[int, ...]  # position in `text` of each character of `content`
@@ -283,18 +438,30 @@ class _Query:
     @classmethod
     def of(cls, a: Analysis) -> _Query:
         text, w = a.text[:MAX_QUESTION_CHARS], a.weights[:MAX_QUESTION_CHARS]
-        pairs = tuple((i, text[i : i + 2]) for i in range(len(text) - 1) if w[i] > 0 and w[i + 1] > 0)
+        pairs = [(i, i + 1, text[i : i + 2], 1.0) for i in range(len(text) - 1) if w[i] > 0 and w[i + 1] > 0]
+        core = [i for i, x in enumerate(w) if x == CONTENT]
+        for k, i in enumerate(core):
+            # The next content character across light words, or the one after it.
+            for j in core[k + 1 : k + 3]:
+                if 1 < j - i <= SKIP_MAX_DISTANCE:
+                    pairs.append((i, j, sys.intern(text[i] + text[j]), SKIP_CREDIT))
         pos = tuple(i for i, x in enumerate(w) if x > 0)
+        terms = _query_terms(text, w)
+        for _, _, bg, f in pairs:
+            if f < 1.0 and bg not in terms:
+                terms[bg] = SKIP_QUERY_WEIGHT
         return cls(
             text=text,
             weights=w,
             total=sum(w),
             bundle_cue=a.bundle_cue,
-            pairs=pairs,
-            bigrams=frozenset(bg for _, bg in pairs),
+            off_topic=a.off_topic,
+            guessed=a.guessed,
+            pairs=tuple(pairs),
+            bigrams=frozenset(bg for _, _, bg, f in pairs if f == 1.0),
             content="".join(text[i] for i in pos),
             content_pos=pos,
-            terms=_query_terms(text, w),
+            terms=terms,
         )
 
 
