@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from sqlalchemy import delete
+from sqlalchemy import delete, insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -48,7 +48,7 @@ from models.feedback import (
     new_ticket_number,
 )
 from models.lifecycle import CaseStatus
-from models.notices import Notice, NoticeKind, Subscription, enqueue_notice
+from models.notices import Notice, NoticeKind, NoticeStatus, Subscription, enqueue_notice
 from models.privacy import mask_text
 from models.questions import UnansweredQuestion
 from models.staff import Staff, StaffRole
@@ -114,7 +114,7 @@ async def _refuse(
     raise InputError(reason)
 
 
-def _notify(
+async def _notify(
     session: AsyncSession,
     render: SupervisionRender | None,
     kind: str,
@@ -132,16 +132,32 @@ def _notify(
     rendered = render(kind, context)
     if rendered is None:
         return 0
-    for chat_id in chats:
+    if len(chats) == 1:
         enqueue_notice(
             session=session,
-            chat_id=chat_id,
+            chat_id=chats[0],
             kind=notice_kind,
             text=rendered.text,
             reply_markup=rendered.reply_markup,
             case_id=case_id,
             now=now,
         )
+        return 1
+    # An announcement goes to every subscriber: one multi-row INSERT of the same outbox rows
+    # enqueue_notice writes (10,000 ORM objects held the event loop for seconds).
+    row = {
+        "kind": notice_kind,
+        "case_id": case_id,
+        "text": rendered.text,
+        "reply_markup": rendered.reply_markup,
+        "status": NoticeStatus.PENDING.value,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
+    table = Notice.__table__  # type: ignore[attr-defined]
+    for k in range(0, len(chats), 1000):
+        await session.exec(insert(table), params=[{**row, "chat_id": c} for c in chats[k : k + 1000]])  # type: ignore[call-overload]
     return len(chats)
 
 
@@ -265,7 +281,7 @@ async def rate_case(
         )
         session.add(rect_new)
         chats = await staff_chats(session=session, department=case.lead_department)
-        _notify(
+        await _notify(
             session,
             render,
             "rectification_new",
@@ -461,7 +477,7 @@ async def record_fix(
     case = await session.get(Case, rect.case_id)
     sent = 0
     if rating is not None and case is not None and rating.round < MAX_ROUNDS:
-        sent = _notify(
+        sent = await _notify(
             session,
             render,
             "rating_again",
@@ -516,7 +532,7 @@ async def send_rating_reminders(
     for case, chat_id in rows.all():
         if (case.id, chat_id) in done:
             continue
-        queued += _notify(
+        queued += await _notify(
             session,
             render,
             "rating_reminder",
@@ -576,7 +592,7 @@ async def file_complaint(
         updated_at=now,
     )
     session.add(complaint)
-    _notify(
+    await _notify(
         session,
         render,
         "complaint_new",
@@ -643,7 +659,7 @@ async def assign_complaint(
         complaint.status = ComplaintStatus.ASSIGNED.value
     complaint.updated_at = now
     session.add(complaint)
-    _notify(
+    await _notify(
         session,
         render,
         "complaint_assigned",
@@ -685,7 +701,7 @@ async def reply_complaint(
     complaint.status = ComplaintStatus.ANSWERED.value
     complaint.updated_at = now
     session.add(complaint)
-    sent = _notify(
+    sent = await _notify(
         session,
         render,
         "complaint_reply",
@@ -751,7 +767,7 @@ async def follow_up_complaint(
     chats = await staff_chats(session=session, department=None)
     if complaint.assigned_department:
         chats += await staff_chats(session=session, department=complaint.assigned_department)
-    _notify(
+    await _notify(
         session,
         render,
         "complaint_follow_up",
@@ -788,7 +804,7 @@ async def close_complaint(
     complaint.status = ComplaintStatus.CLOSED.value
     complaint.closed_at, complaint.closed_by, complaint.updated_at = now, actor[:100], now
     session.add(complaint)
-    _notify(
+    await _notify(
         session,
         render,
         "complaint_closed",
@@ -857,7 +873,7 @@ async def publish_announcement(
     session.add(ann)
     await session.flush()  # the id, for the attachment button
     chats = (await session.exec(select(NewsSubscription.chat_id).order_by(col(NewsSubscription.id)))).all()
-    ann.recipients = _notify(
+    ann.recipients = await _notify(
         session,
         render,
         "announcement",

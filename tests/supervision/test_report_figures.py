@@ -219,3 +219,13 @@ def test_period_parse_refuses_with_chinese_message(text: str) -> None:
 
 def test_status_words_match_the_lifecycle() -> None:
     assert {DONE, REJECTED, REVIEW, WITHDRAWN} <= {s.value for s in CaseStatus}
+
+
+def test_workday_index_agrees_with_the_calendar(cal: WorkCalendar) -> None:
+    from bot.report import WorkdayIndex
+
+    index = WorkdayIndex(cal)
+    days = [D(2025, 12, 20) + dt.timedelta(days=k) for k in range(0, 420, 13)]
+    for a in days:
+        for b in days[::3]:
+            assert index.workdays_between(a, b) == cal.workdays_between(a, b), (a, b)
