@@ -72,8 +72,8 @@ def test_one_star_opens_rectification_for_the_department_and_second_rating_is_re
     cal = default_calendar()
     callback_due = cal.add_workdays(rated_on, 1).due
     fix_due = cal.add_workdays(rated_on, 15).due
-    assert f"{date_cn(callback_due)} 前回访您" in thanks.text
-    assert f"{date_cn(fix_due)} 前完成整改" in thanks.text
+    assert f"{date_cn(callback_due)}前回访您" in thanks.text
+    assert f"{date_cn(fix_due)}前完成整改" in thanks.text
     ticket = re.search(r"ZG\d{6}[0-9A-Z]{5}", thanks.text)
     assert ticket is not None
     assert "多次跑腿" in thanks.labels

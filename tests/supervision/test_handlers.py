@@ -13,13 +13,16 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.notices_render import make_notice_renderer
+from bot.templates import date_text
 from knowledge.loader import load_catalog
 from knowledge.schema import Catalog
 from models import crud
 from models.audit import AuditLog
+from models.cases import utc_now
 from models.feedback import Complaint, Rating, Rectification
 from models.notices import Notice
 from models.questions import record_unanswered
+from models.workdays import default_calendar, local_date
 from tests.conftest import BOT_CATALOG, BotHarness, HarnessMaker
 
 CITIZEN, ADMIN, DEPT = 501, 8001, 8002
@@ -107,7 +110,10 @@ async def test_bad_rating_tells_the_deadlines_then_reason_and_remark(
     await harness.press_data(button(notice, "★1 非常不满意"))
     text = harness.text()
     assert "感谢您的评价" in text and "★1 非常不满意" in text
-    assert "县市场监督管理局整改" in text and "前回访您" in text and "前完成整改" in text
+    today = local_date(utc_now())
+    callback_due, fix_due = (default_calendar().add_workdays(today, n).due for n in (1, 15))
+    assert "县市场监督管理局整改" in text
+    assert f"{date_text(callback_due)}前回访您" in text and f"{date_text(fix_due)}前完成整改" in text
     assert harness.buttons() == ["办事效率", "服务态度", "材料要求不清", "多次跑腿", "其他", "跳过"]
     assert [n.chat_id for n in await outbox(db, "rectification")] == [DEPT]
 
@@ -414,7 +420,6 @@ async def test_daily_job_reminds_an_unrated_case_once_and_the_reminder_rates(
     import datetime as dt
 
     from bot.supervision_render import queue_rating_reminders
-    from models.cases import utc_now
 
     number = await decided_case(db, bot_catalog, templates)
     later = utc_now() + dt.timedelta(days=3, minutes=1)
