@@ -52,7 +52,7 @@ class Row:
 
     @staticmethod
     def _ruled(f: dict[str, float]) -> bool:
-        named = f["full_label"] * matcher_module.FULL_LABEL_CAP >= matcher_module.NAMED_OUTRIGHT
+        named = f["full_label"] >= matcher_module.NAMED_OUTRIGHT
         return (f["off_topic"] > 0 and not named) or f["guessed"] > 0
 
 

@@ -76,7 +76,9 @@ BUNDLE_CUE_BONUS = 0.12
 # "公司怎么领发票" is the 发票 item, even though 企业开办一件事 also mentions 公司.
 BUNDLE_NO_CUE_PENALTY = 0.06
 BUNDLE_MEMBER_CREDIT = 0.9  # a bundle explains what its named members explain, a little less
-MEMBER_NAMED_CHARS = 2  # a member counts as named when it explains this many characters itself
+# A member is named by one of its names/aliases found whole, this long at least ("食品许可证",
+# "营业执照"; not "公司" in "新公司怎么领发票", which asks for the 发票 item).
+MEMBER_NAMED_CHARS = 3
 
 # Skip pairs: "砍自家山上的树" still contains the catalog's 砍树.
 SKIP_MAX_DISTANCE = 6
@@ -86,17 +88,13 @@ SKIP_CREDIT = 0.8
 # `confident`: logistic model fitted by bench/calibrate_matcher.py on dev + held-out + blind
 # questions (see its report for the reliability table). Features are listed in `_features`.
 CONFIDENCE_WEIGHTS: dict[str, float] = {
-    "bias": -8.094,
-    "score": 6.717,
-    "margin": 2.147,
-    "coverage": 8.889,
-    "named": -2.130,
-    "loose": 0.666,
-    "full_label": 0.815,
+    "bias": -8.099,
+    "score": 7.351,
+    "margin": 0.976,
+    "coverage": 8.093,
+    "distinct": 3.576,
 }
-CONFIDENCE_THRESHOLD = 0.797
-LOOSE_CAP = 4
-FULL_LABEL_CAP = 6
+CONFIDENCE_THRESHOLD = 0.733
 NAMED_OUTRIGHT = 4  # characters of a name/alias found whole: "食品经营许可证", not "离婚"
 
 
@@ -287,13 +285,20 @@ class Matcher:
         `deep` (the best-ranked few only): also material text and typo-tolerant alignment."""
         chars = e.chars
         cover = [COVER_CHAR if c in chars else 0.0 for c in q.text]
-        by_label = [False] * len(q.text)
+        qb = q.bigrams
+        # A name or alias found whole names the entry; part of one ("租房" of 租房提取公积金, in
+        # "公租房") is no more than a keyword.
+        whole = [k for k, bgs in enumerate(e.label_bigrams) if bgs and bgs <= qb]
+        named = frozenset().union(*(e.label_bigrams[k] for k in whole))
+        full = max((len(e.labels[k]) for k in whole), default=0)
         strong, kw, weak = e.strong_bigrams, e.keyword_bigrams, e.weak_bigrams
+        if deep:
+            strong = strong - self._contradicted(e, q, named)
         materials = e.material_bigrams if deep else ()
         for i, j, bg, factor in q.pairs:
-            if bg in strong:
+            if bg in named:
                 credit = COVER_LABEL
-            elif bg in kw:
+            elif bg in strong or bg in kw:
                 credit = COVER_KEYWORD
             elif bg in weak:
                 credit = COVER_WEAK
@@ -303,10 +308,7 @@ class Matcher:
                 continue
             credit *= factor
             for p in (i, j):
-                if cover[p] < credit:
-                    cover[p] = credit
-                    by_label[p] = bg in strong
-        qb = q.bigrams
+                cover[p] = max(cover[p], credit)
         recall = max((len(bgs & qb) / len(bgs) for bgs in e.label_bigrams if bgs), default=0.0)
         if e.keyword_sets:
             recall = max(recall, KEYWORD_RECALL * max(len(bgs & qb) / len(bgs) for bgs in e.keyword_sets))
@@ -324,37 +326,70 @@ class Matcher:
                 credit = FUZZY_CREDIT * al.score / 100
                 recall = max(recall, credit)
                 for p in q.content_pos[al.dest_start : al.dest_end]:
-                    if cover[p] < credit:
-                        cover[p] = credit
-                        by_label[p] = True
+                    cover[p] = max(cover[p], credit)
         full = max(
             (len(e.labels[k]) for k, bgs in enumerate(e.label_bigrams) if bgs and bgs <= qb), default=0
         )
-        return _Explanation.of(q, tuple(cover), tuple(by_label), recall, full)
+        return _Explanation.of(q, tuple(cover), recall, full)
+
+    @staticmethod
+    def _contradicted(e: _Entry, q: _Query, named: frozenset[str]) -> set[str]:
+        """Bigrams of a name/alias found only in part, where the question has another content
+        character right where the name goes on: "农业补贴" is not 失业补贴, "离婚登记" is not
+        结婚登记. Light characters beside the part ("营业执照上的地址") contradict nothing."""
+        out: set[str] = set()
+        text, w, qb = q.text, q.weights, q.bigrams
+        for label, bgs in zip(e.labels, e.label_bigrams, strict=True):
+            hit = (bgs & qb) - named
+            if not hit:
+                continue
+            i = 0
+            while i < len(text) - 1:
+                if text[i : i + 2] not in hit:
+                    i += 1
+                    continue
+                j = i + 1
+                while j + 1 < len(text) and text[j : j + 2] in hit:
+                    j += 1
+                part = text[i : j + 1]
+                k = label.find(part)
+                end = k + len(part)
+                left = k > 0 and i > 0 and w[i - 1] == CONTENT and text[i - 1] != label[k - 1]
+                right = (
+                    0 <= end < len(label)
+                    and j + 1 < len(text)
+                    and w[j + 1] == CONTENT
+                    and text[j + 1] != label[end]
+                )
+                if k >= 0 and (left or right):
+                    out.update(text[p : p + 2] for p in range(i, j))
+                i = j + 1
+        return out
 
     def _with_members(
         self, x: _Explanation, members: list[_Explanation], q: _Query
     ) -> tuple[_Explanation, int]:
         """A bundle also explains what its members explain, when the question names two of them
         or asks for everything at once; returns the result and how many members are named."""
-        hits = [frozenset(i for i, c in enumerate(m.cover) if c >= COVER_KEYWORD) for m in members]
+        hits = [
+            frozenset(i for i, c in enumerate(m.cover) if c >= COVER_KEYWORD)
+            for m in members
+            if m.full_label >= MEMBER_NAMED_CHARS
+        ]
         named = sorted((h for h in hits if len(h) >= MEMBER_NAMED_CHARS), key=len, reverse=True)
         # Two members count only when each explains a part the other does not ("营业执照和食品许可证").
         distinct = 1 + sum(1 for h in named[1:] if len(h - named[0]) >= MEMBER_NAMED_CHARS) if named else 0
         if distinct < 2 and not q.bundle_cue:
             return x, distinct
         cover = list(x.cover)
-        by_label = list(x.by_label)
         recall, full = x.recall, x.full_label
         for m in members:
             for i, c in enumerate(m.cover):
-                if BUNDLE_MEMBER_CREDIT * c > cover[i]:
-                    cover[i] = BUNDLE_MEMBER_CREDIT * c
-                    by_label[i] = m.by_label[i]
+                cover[i] = max(cover[i], BUNDLE_MEMBER_CREDIT * c)
             if distinct >= 2:
                 recall = max(recall, BUNDLE_MEMBER_CREDIT * m.recall)
                 full = max(full, m.full_label)
-        return _Explanation.of(q, tuple(cover), tuple(by_label), recall, full), distinct
+        return _Explanation.of(q, tuple(cover), recall, full), distinct
 
 
 @dataclass(frozen=True)
@@ -366,35 +401,29 @@ class Ranking:
 @dataclass(frozen=True)
 class _Explanation:
     cover: tuple[float, ...]  # credit per question character
-    by_label: tuple[bool, ...]  # that credit came from a name or alias, not a keyword
     coverage: float  # share of the question's weight explained
-    named: float  # share of the question's weight explained by names and aliases
     recall: float  # best share of one name/alias (or, halved, keyword) found in the question
     full_label: int  # length of the longest name/alias found whole in the question
-    loose: int  # content characters the entry says nothing about ("抚养权归谁", "号码查询")
 
     @classmethod
-    def of(
-        cls, q: _Query, cover: tuple[float, ...], by_label: tuple[bool, ...], recall: float, full: int
-    ) -> _Explanation:
-        w = q.weights
-        coverage = sum(c * x for c, x in zip(cover, w, strict=True)) / q.total
-        named = sum(c * x for c, x, b in zip(cover, w, by_label, strict=True) if b) / q.total
-        loose = sum(1 for c, x in zip(cover, w, strict=True) if x == CONTENT and c <= COVER_CHAR)
-        return cls(cover, by_label, coverage, named, recall, full, loose)
+    def of(cls, q: _Query, cover: tuple[float, ...], recall: float, full: int) -> _Explanation:
+        coverage = sum(c * x for c, x in zip(cover, q.weights, strict=True)) / q.total
+        return cls(cover, coverage, recall, full)
 
 
 def _features(scored: list[tuple[float, int, _Explanation]], q: _Query) -> dict[str, float]:
     s1, _, x = scored[0]
-    s2 = scored[1][0] if len(scored) > 1 else 0.0
+    s2, _, y = scored[1] if len(scored) > 1 else (0.0, -1, None)
+    # What the best entry explains that the runner-up does not: "公租房" shares 租房 with two
+    # entries, "失业金" belongs to one.
+    own = x.cover if y is None else tuple(max(0.0, a - b) for a, b in zip(x.cover, y.cover, strict=True))
     return {
         "score": min(s1, 1.0),
         "margin": max(0.0, min(s1, 1.0) - min(s2, 1.0)),
         "coverage": x.coverage,
-        "named": x.named,
+        "distinct": sum(c * w for c, w in zip(own, q.weights, strict=True)) / q.total,
         "recall": x.recall,
-        "loose": min(x.loose, LOOSE_CAP) / LOOSE_CAP,
-        "full_label": min(x.full_label, FULL_LABEL_CAP) / FULL_LABEL_CAP,
+        "full_label": x.full_label,
         "off_topic": float(q.off_topic),
         "guessed": float(q.guessed),
     }
