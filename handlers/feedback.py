@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 from aiogram import Bot, F, Router
+from aiogram.dispatcher.event.bases import SkipHandler
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command, Filter, StateFilter
 from aiogram.fsm.context import FSMContext
@@ -234,12 +235,13 @@ def _complaint_text_problem(text: str) -> str | None:
 async def complaint_text(message: Message, state: FSMContext, templates: Environment) -> None:
     # A photo with a caption is the whole complaint at once; a bare photo still needs the words.
     text = message.text if message.text is not None else message.caption
-    if text is None or text.startswith("/"):
-        if text is None:
-            await message.answer(msg(templates, "complain_need_text"))
-            return
-        await state.set_state(None)  # a command: the citizen moved on
+    if text is None:
+        await message.answer(msg(templates, "complain_need_text"))
         return
+    if text.startswith("/"):
+        # A command: the citizen moved on. Forget the draft and let the command's handler answer.
+        await state.set_state(None)
+        raise SkipHandler
     problem = _complaint_text_problem(text)
     if problem is not None:
         await message.answer(msg(templates, "bad_text", reason=problem))

@@ -431,3 +431,16 @@ async def test_daily_job_reminds_an_unrated_case_once_and_the_reminder_rates(
     assert reminder.chat_id == CITIZEN and number in reminder.text and "邀请您评价" in reminder.text
     await harness.press_data(button(reminder, "★4 满意"))
     assert "感谢您的评价" in harness.text() and "整改" not in harness.text()
+
+
+async def test_a_command_while_writing_a_complaint_is_answered_and_drops_the_draft(
+    harness: BotHarness, db: Db
+) -> None:
+    await harness.say("/complain")
+    await harness.press("不清楚")
+    await harness.say("/center")
+    assert "测试县新城路 1 号" in harness.text()
+    await harness.say("结婚登记要带什么")  # a question again, not complaint text
+    assert "双方户口簿" in harness.text()
+    async with db[1]() as s:
+        assert (await s.exec(select(Complaint))).all() == []
