@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 from aiogram import Bot, Dispatcher, F, Router
+from aiogram.dispatcher.event.bases import SkipHandler
 from aiogram.filters import Command, CommandObject, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
@@ -123,6 +124,19 @@ def _message(callback: CallbackQuery) -> Message | None:
 
 async def is_text(message: Message) -> bool:
     return message.text is not None and not message.text.startswith("/")
+
+
+async def is_command(message: Message) -> bool:
+    return (message.text or "").startswith("/")
+
+
+@staff_router.message(
+    StateFilter(AdminFlow.reply, AdminFlow.outcome, AdminFlow.fix, AdminFlow.alias_item), is_command
+)
+async def command_leaves_the_flow(message: Message, state: FSMContext) -> None:
+    """A command ends a pending reply/outcome/fix prompt: the next free text is not sent to anyone."""
+    await state.set_state(None)
+    raise SkipHandler
 
 
 # ---------------------------------------------------------------- complaints

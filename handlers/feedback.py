@@ -100,6 +100,17 @@ def _message(callback: CallbackQuery) -> Message | None:
     return callback.message if isinstance(callback.message, Message) else None
 
 
+async def is_command(message: Message) -> bool:
+    return (message.text or "").startswith("/")
+
+
+@router.message(StateFilter(FeedbackFlow), is_command)
+async def command_leaves_the_flow(message: Message, state: FSMContext) -> None:
+    """A command means the citizen moved on: drop the pending prompt, let the command answer."""
+    await state.set_state(None)
+    raise SkipHandler
+
+
 # ---------------------------------------------------------------- rating
 
 

@@ -444,3 +444,17 @@ async def test_a_command_while_writing_a_complaint_is_answered_and_drops_the_dra
     assert "双方户口簿" in harness.text()
     async with db[1]() as s:
         assert (await s.exec(select(Complaint))).all() == []
+
+
+async def test_a_command_ends_a_pending_remark_prompt(
+    harness: BotHarness, db: Db, bot_catalog: Catalog, templates: Environment
+) -> None:
+    await decided_case(db, bot_catalog, templates)
+    await harness.press_data(button((await outbox(db, "completed"))[0], "★4 满意"))
+    await harness.press("其他")
+    await harness.say("/help")
+    assert "怎么用" in harness.text()
+    await harness.say("结婚登记要带什么")
+    assert "双方户口簿" in harness.text()
+    async with db[1]() as s:
+        assert (await s.exec(select(Rating))).one().text is None
