@@ -2,6 +2,7 @@
 `Matcher.explain` reports for the best match, fitted on the question sets pooled.
 
     python -m bench.calibrate_matcher            # fit, cross-check, reliability table
+    python -m bench.calibrate_matcher --extra bench/questions.fresh.jsonl  # + a set never fitted on
     python -m bench.calibrate_matcher --current  # only evaluate the constants in knowledge/matcher.py
 
 A question counts as "right" when it is in scope and the first match is an expected entry; an
@@ -29,7 +30,7 @@ from knowledge.loader import load_catalog
 from knowledge.matcher import Matcher
 
 ROOT = Path(__file__).resolve().parent.parent
-SETS: dict[str, Path] = {**QUESTION_FILES, "blind": ROOT / "bench/questions.blind.jsonl"}
+SETS: dict[str, Path] = {n: QUESTION_FILES[n] for n in ("dev", "heldout", "blind")}  # fitted on
 FEATURES = [f for f in matcher_module.CONFIDENCE_WEIGHTS if f != "bias"]
 L2 = 0.05  # a little shrinkage: a few hundred questions, a handful of weights
 BINS = [0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0001]

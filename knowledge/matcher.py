@@ -66,7 +66,7 @@ FUZZY_MIN_LABEL = 5  # shorter labels: one wrong character is a different word (
 FUZZY_CREDIT = 0.9
 KEYWORD_RECALL = 0.5  # a whole keyword in the question says less than a whole name or alias
 
-CANDIDATES = 30
+CANDIDATES = 20
 DEEP_CANDIDATES = 12  # material text and typo alignment only for the best-ranked few
 MAX_QUESTION_CHARS = 200
 
@@ -88,13 +88,13 @@ SKIP_CREDIT = 0.8
 # `confident`: logistic model fitted by bench/calibrate_matcher.py on dev + held-out + blind
 # questions (see its report for the reliability table). Features are listed in `_features`.
 CONFIDENCE_WEIGHTS: dict[str, float] = {
-    "bias": -8.099,
-    "score": 7.351,
-    "margin": 0.976,
-    "coverage": 8.093,
-    "distinct": 3.576,
+    "bias": -8.530,
+    "score": 9.307,
+    "margin": 0.355,
+    "coverage": 6.726,
+    "distinct": 3.230,
 }
-CONFIDENCE_THRESHOLD = 0.733
+CONFIDENCE_THRESHOLD = 0.745
 NAMED_OUTRIGHT = 4  # characters of a name/alias found whole: "食品经营许可证", not "离婚"
 
 
@@ -152,6 +152,10 @@ class Matcher:
             field_texts.append(self._add_bundle(b, index))
             typed += [b.name, *b.aliases, *b.keywords]
         self._postings = _build_postings(field_texts)
+        self._bundles_of: dict[int, list[int]] = defaultdict(list)  # member item -> its bundles
+        for n, e in enumerate(self._entries):
+            for m in e.members:
+                self._bundles_of[m].append(n)
         # Words the catalog knows; a question's light characters inside them stay content.
         self._known = frozenset().union(*(e.strong_bigrams | e.keyword_bigrams for e in self._entries))
         words = {w for w in (self.norm.typed(t) for t in [*typed, *self.norm.words()]) if w}
@@ -241,6 +245,15 @@ class Matcher:
         top = top[np.argsort(-bm25[top], kind="stable")]
         top = top[bm25[top] > 0]
         best_bm25 = float(bm25[top[0]])
+        ranked = top.tolist()
+        # A bundle whose members lead is a candidate too, however its own words score: a
+        # question may name two of its permits and nothing of the bundle itself.
+        seen = set(ranked)
+        for idx in ranked[:DEEP_CANDIDATES]:
+            for b in self._bundles_of.get(idx, ()):
+                if b not in seen:
+                    seen.add(b)
+                    ranked.append(b)
 
         explained: dict[int, _Explanation] = {}
 
@@ -250,14 +263,18 @@ class Matcher:
             return explained[idx]
 
         scored: list[tuple[float, int, _Explanation]] = []
-        for rank, idx in enumerate(top.tolist()):
+        for rank, idx in enumerate(ranked):
             e = self._entries[idx]
             x = explain(idx, rank < DEEP_CANDIDATES)
             bundle_wanted = q.bundle_cue
+            retrieval = float(bm25[idx])
             if e.kind == "bundle":
                 x, named = self._with_members(x, [explain(m, True) for m in e.members], q)
                 bundle_wanted = bundle_wanted or named >= 2
-            score = W_COVERAGE * x.coverage + W_RECALL * x.recall + W_BM25 * float(bm25[idx]) / best_bm25
+                if bundle_wanted and e.members:
+                    best_member = max(float(bm25[m]) for m in e.members)
+                    retrieval = max(retrieval, BUNDLE_MEMBER_CREDIT * best_member)
+            score = W_COVERAGE * x.coverage + W_RECALL * x.recall + W_BM25 * retrieval / best_bm25
             if e.kind == "bundle":
                 score += BUNDLE_CUE_BONUS if bundle_wanted else -BUNDLE_NO_CUE_PENALTY
             scored.append((score, idx, x))
@@ -288,13 +305,28 @@ class Matcher:
         qb = q.bigrams
         # A name or alias found whole names the entry; part of one ("租房" of 租房提取公积金, in
         # "公租房") is no more than a keyword.
-        whole = [k for k, bgs in enumerate(e.label_bigrams) if bgs and bgs <= qb]
-        named = frozenset().union(*(e.label_bigrams[k] for k in whole))
-        full = max((len(e.labels[k]) for k in whole), default=0)
+        recall, full = 0.0, 0
+        named: set[str] = set()
+        partial: list[tuple[str, frozenset[str]]] = []
+        for label, bgs in zip(e.labels, e.label_bigrams, strict=True):
+            if not bgs or bgs.isdisjoint(qb):
+                continue
+            hit = bgs & qb
+            recall = max(recall, len(hit) / len(bgs))
+            if len(hit) == len(bgs):
+                named |= bgs
+                full = max(full, len(label))
+            else:
+                partial.append((label, hit))
+        for bgs in e.keyword_sets:
+            if not bgs.isdisjoint(qb):
+                recall = max(recall, KEYWORD_RECALL * len(bgs & qb) / len(bgs))
         strong, kw, weak = e.strong_bigrams, e.keyword_bigrams, e.weak_bigrams
-        if deep:
-            strong = strong - self._contradicted(e, q, named)
-        materials = e.material_bigrams if deep else ()
+        if deep and partial:
+            contradicted = _contradicted(partial, q, named)
+            if contradicted:
+                strong = strong - contradicted
+        materials = frozenset().union(*e.material_bigrams) if deep else frozenset()
         for i, j, bg, factor in q.pairs:
             if bg in named:
                 credit = COVER_LABEL
@@ -302,16 +334,13 @@ class Matcher:
                 credit = COVER_KEYWORD
             elif bg in weak:
                 credit = COVER_WEAK
-            elif any(bg in m for m in materials):
+            elif bg in materials:
                 credit = COVER_MATERIAL
             else:
                 continue
             credit *= factor
             for p in (i, j):
                 cover[p] = max(cover[p], credit)
-        recall = max((len(bgs & qb) / len(bgs) for bgs in e.label_bigrams if bgs), default=0.0)
-        if e.keyword_sets:
-            recall = max(recall, KEYWORD_RECALL * max(len(bgs & qb) / len(bgs) for bgs in e.keyword_sets))
         if deep and recall < 1.0:
             # Typos: align names/aliases against the question's content only, so a filler such
             # as 手续 can never pass for the 延续 of a different item's name.
@@ -327,44 +356,7 @@ class Matcher:
                 recall = max(recall, credit)
                 for p in q.content_pos[al.dest_start : al.dest_end]:
                     cover[p] = max(cover[p], credit)
-        full = max(
-            (len(e.labels[k]) for k, bgs in enumerate(e.label_bigrams) if bgs and bgs <= qb), default=0
-        )
         return _Explanation.of(q, tuple(cover), recall, full)
-
-    @staticmethod
-    def _contradicted(e: _Entry, q: _Query, named: frozenset[str]) -> set[str]:
-        """Bigrams of a name/alias found only in part, where the question has another content
-        character right where the name goes on: "农业补贴" is not 失业补贴, "离婚登记" is not
-        结婚登记. Light characters beside the part ("营业执照上的地址") contradict nothing."""
-        out: set[str] = set()
-        text, w, qb = q.text, q.weights, q.bigrams
-        for label, bgs in zip(e.labels, e.label_bigrams, strict=True):
-            hit = (bgs & qb) - named
-            if not hit:
-                continue
-            i = 0
-            while i < len(text) - 1:
-                if text[i : i + 2] not in hit:
-                    i += 1
-                    continue
-                j = i + 1
-                while j + 1 < len(text) and text[j : j + 2] in hit:
-                    j += 1
-                part = text[i : j + 1]
-                k = label.find(part)
-                end = k + len(part)
-                left = k > 0 and i > 0 and w[i - 1] == CONTENT and text[i - 1] != label[k - 1]
-                right = (
-                    0 <= end < len(label)
-                    and j + 1 < len(text)
-                    and w[j + 1] == CONTENT
-                    and text[j + 1] != label[end]
-                )
-                if k >= 0 and (left or right):
-                    out.update(text[p : p + 2] for p in range(i, j))
-                i = j + 1
-        return out
 
     def _with_members(
         self, x: _Explanation, members: list[_Explanation], q: _Query
@@ -409,6 +401,38 @@ class _Explanation:
     def of(cls, q: _Query, cover: tuple[float, ...], recall: float, full: int) -> _Explanation:
         coverage = sum(c * x for c, x in zip(cover, q.weights, strict=True)) / q.total
         return cls(cover, coverage, recall, full)
+
+
+def _contradicted(partial: list[tuple[str, frozenset[str]]], q: _Query, named: set[str]) -> set[str]:
+    """Bigrams of a name/alias found only in part, where the question has another content
+    character right where the name goes on: "农业补贴" is not 失业补贴, "离婚登记" is not
+    结婚登记. Light characters beside the part ("营业执照上的地址") contradict nothing."""
+    out: set[str] = set()
+    text, w = q.text, q.weights
+    for label, found in partial:
+        hit = found - named
+        i = 0
+        while hit and i < len(text) - 1:
+            if text[i : i + 2] not in hit:
+                i += 1
+                continue
+            j = i + 1
+            while j + 1 < len(text) and text[j : j + 2] in hit:
+                j += 1
+            part = text[i : j + 1]
+            k = label.find(part)
+            end = k + len(part)
+            left = k > 0 and i > 0 and w[i - 1] == CONTENT and text[i - 1] != label[k - 1]
+            right = (
+                0 <= end < len(label)
+                and j + 1 < len(text)
+                and w[j + 1] == CONTENT
+                and text[j + 1] != label[end]
+            )
+            if k >= 0 and (left or right):
+                out.update(text[p : p + 2] for p in range(i, j))
+            i = j + 1
+    return out
 
 
 def _features(scored: list[tuple[float, int, _Explanation]], q: _Query) -> dict[str, float]:
@@ -459,7 +483,7 @@ class _Query:
     guessed: bool
     # (i, j, bigram, credit factor): adjacent characters, and skip pairs of content characters
     pairs: tuple[tuple[int, int, str, float], ...]
-    bigrams: frozenset[str]
+    bigrams: frozenset[str]  # of all pairs: "离了婚" still holds the word 离婚
     content: str  # the question without fillers, for typo alignment
     content_pos: tuple[int, ...]  # position in `text` of each character of `content`
     terms: dict[str, float]  # retrieval terms and their weights
@@ -487,7 +511,7 @@ class _Query:
             off_topic=a.off_topic,
             guessed=a.guessed,
             pairs=tuple(pairs),
-            bigrams=frozenset(bg for _, _, bg, f in pairs if f == 1.0),
+            bigrams=frozenset(bg for _, _, bg, _ in pairs),
             content="".join(text[i] for i in pos),
             content_pos=pos,
             terms=terms,
