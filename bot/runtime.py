@@ -8,9 +8,13 @@ the benchmark use the same session.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import itertools
 import logging
+import multiprocessing
+import multiprocessing.process
+import os
 import re
 import secrets
 import signal
@@ -42,6 +46,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.app import build_dispatcher
+from bot.metrics import add_ops_routes, ops_for
+from bot.middlewares import CommitBeforeSend
 from bot.settings import Settings
 from bot.templates import make_templates
 from knowledge.loader import load_catalog
@@ -61,6 +67,9 @@ COMMANDS = [
     BotCommand(command="center", description="中心地址、时间和电话"),
     BotCommand(command="status", description="查询办件进度"),
     BotCommand(command="mycases", description="我订阅的办件"),
+    BotCommand(command="complain", description="投诉建议"),
+    BotCommand(command="news", description="中心公告"),
+    BotCommand(command="subscribe_news", description="订阅中心公告"),
 ]
 
 CONSOLE_BOT_ID = 100000001
@@ -76,26 +85,11 @@ class MaskingFormatter(logging.Formatter):
         return mask_sensitive(super().format(record))
 
 
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes to whatever sys.stderr is now (it may be swapped, e.g. under test capture)."""
+def setup_logging(level: str = "INFO", fmt: str = "plain") -> None:
+    """Plain lines or JSON lines (LOG_FORMAT=json), phone and ID numbers masked: bot/logsetup.py."""
+    from bot.logsetup import setup_logging as setup
 
-    @property  # type: ignore[override]
-    def stream(self) -> TextIO:
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, _value: TextIO) -> None:
-        pass
-
-
-def setup_logging(level: str = "INFO") -> None:
-    root = logging.getLogger()
-    # Replace only our own handler on a second call; leave handlers others installed alone.
-    root.handlers[:] = [h for h in root.handlers if not isinstance(h, _StderrHandler)]
-    handler = _StderrHandler()
-    handler.setFormatter(MaskingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root.addHandler(handler)
-    root.setLevel(level.upper())
+    setup(level, fmt)
 
 
 # ---------------------------------------------------------------- assembly
@@ -123,12 +117,14 @@ class Parts:
         )
 
 
-async def assemble(settings: Settings) -> Parts:
-    """Load and check everything before touching Telegram. Raises CatalogError on a bad catalog."""
+async def assemble(settings: Settings, *, migrate: bool = True) -> Parts:
+    """Load and check everything before touching Telegram. Raises CatalogError on a bad catalog.
+    Webhook worker processes pass migrate=False: the parent brought the schema up to date."""
     catalog = load_catalog(settings.catalog_dir)
     matcher = Matcher(catalog)
     engine = async_engine(settings.database_url)
-    await prepare_database(engine)
+    if migrate:
+        await prepare_database(engine)
     return Parts(settings, catalog, matcher, make_templates(), engine, session_factory(engine))
 
 
@@ -139,7 +135,9 @@ def make_bot(settings: Settings, session: BaseSession | None = None) -> Bot:
 
         session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_base.rstrip("/")))
     token = settings.bot_token.get_secret_value() if settings.bot_token else "1:CONSOLE"
-    return Bot(token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
+    bot = Bot(token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
+    bot.session.middleware(CommitBeforeSend())
+    return bot
 
 
 async def set_commands(bot: Bot) -> None:
@@ -190,44 +188,149 @@ def webhook_target(settings: Settings) -> str:
     return url + settings.webhook_path if urlsplit(url).path in ("", "/") else url
 
 
-def webhook_app(settings: Settings, bot: Bot, dp: Dispatcher) -> tuple[web.Application, str]:
+def webhook_secret(settings: Settings) -> str:
+    """WEBHOOK_SECRET, or a random one made once per start and shared by every worker process."""
+    return (
+        settings.webhook_secret.get_secret_value() if settings.webhook_secret else secrets.token_urlsafe(32)
+    )
+
+
+def webhook_app(
+    settings: Settings, bot: Bot, dp: Dispatcher, *, secret: str | None = None
+) -> tuple[web.Application, str]:
     """The aiohttp app receiving updates, and the secret Telegram must send with each one.
 
     Always checked: without a configured WEBHOOK_SECRET a random one is generated and handed to
     Telegram at setWebhook; a request without the right header gets 401 and never reaches a handler.
+    Updates are answered 200 at once and handled in the background (replies are Bot API calls,
+    not the webhook's HTTP response), so a slow handler never makes Telegram redeliver.
     """
     from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
 
-    secret = (
-        settings.webhook_secret.get_secret_value() if settings.webhook_secret else secrets.token_urlsafe(32)
-    )
+    secret = secret or webhook_secret(settings)
     app = web.Application()
     SimpleRequestHandler(dispatcher=dp, bot=bot, secret_token=secret).register(
         app, path=settings.webhook_path
     )
     setup_application(app, dp, bot=bot)
+    add_ops_routes(app, ops_for(dp, bot))  # GET /healthz and /metrics on every webhook worker
     return app, secret
 
 
-async def _run_webhook(settings: Settings, bot: Bot, dp: Dispatcher) -> None:
-    app, secret = webhook_app(settings, bot, dp)
-    runner = web.AppRunner(app)
+async def _serve_webhook(settings: Settings, bot: Bot, dp: Dispatcher, secret: str) -> web.AppRunner:
+    app, _ = webhook_app(settings, bot, dp, secret=secret)
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, settings.web_host, settings.web_port).start()
+    # reuse_port: every worker process binds the same port and the kernel spreads connections.
+    site = web.TCPSite(runner, settings.web_host, settings.web_port, reuse_port=settings.web_workers > 1)
+    await site.start()
+    return runner
+
+
+def _stop_event() -> asyncio.Event:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def _run_webhook(settings: Settings, bot: Bot, dp: Dispatcher) -> None:
+    """Webhook mode. With WEB_WORKERS=N (`yichuang run --workers N`) this process is worker 0 and
+    the only one running setWebhook and the background services; N-1 more processes serve the same
+    port with the same secret, each with its own dispatcher (shared state: the database, and
+    Redis for FSM and throttling when REDIS_URL is set)."""
+    secret = webhook_secret(settings)
+    runner = await _serve_webhook(settings, bot, dp, secret)
+    stop = _stop_event()
+    pool = WebWorkers(settings, secret)
     try:
+        pool.start(settings.web_workers - 1)
         await bot.set_webhook(
             webhook_target(settings), secret_token=secret, allowed_updates=dp.resolve_used_update_types()
         )
         await set_commands(bot)
-        log.info("一窗 webhook on %s:%s%s", settings.web_host, settings.web_port, settings.webhook_path)
-        await stop.wait()
+        log.info(
+            "一窗 webhook on %s:%s%s (%d worker process%s)",
+            settings.web_host,
+            settings.web_port,
+            settings.webhook_path,
+            settings.web_workers,
+            "es" if settings.web_workers > 1 else "",
+        )
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+            if not stop.is_set():
+                pool.replace_dead()
     finally:
+        pool.stop()
         await runner.cleanup()
         log.info("stopped")
+
+
+class WebWorkers:
+    """The extra webhook worker processes (spawned, not forked: the parent already runs an event
+    loop and threads). A worker that dies is replaced; all are stopped with the parent."""
+
+    STOP_TIMEOUT = 10.0
+
+    def __init__(self, settings: Settings, secret: str) -> None:
+        self.settings, self.secret = settings, secret
+        self.ctx = multiprocessing.get_context("spawn")
+        self.procs: list[multiprocessing.process.BaseProcess] = []
+
+    def _spawn(self, index: int) -> multiprocessing.process.BaseProcess:
+        proc = self.ctx.Process(
+            target=webhook_worker_main,
+            args=(self.settings, self.secret, index, os.getpid()),
+            name=f"yichuang-web-{index}",
+        )
+        proc.start()
+        return proc
+
+    def start(self, n: int) -> None:
+        self.procs = [self._spawn(k + 1) for k in range(max(n, 0))]
+
+    def replace_dead(self) -> None:
+        for k, proc in enumerate(self.procs):
+            if not proc.is_alive():
+                log.warning("webhook worker %d exited with %s; starting a new one", k + 1, proc.exitcode)
+                self.procs[k] = self._spawn(k + 1)
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.is_alive() and proc.pid is not None:
+                os.kill(proc.pid, signal.SIGTERM)
+        for proc in self.procs:
+            proc.join(self.STOP_TIMEOUT)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+
+
+def webhook_worker_main(settings: Settings, secret: str, index: int, parent_pid: int) -> None:
+    """Entry point of webhook worker process `index` (1..N-1): serve updates until SIGTERM/SIGINT
+    or until the parent is gone (a SIGKILLed parent must not leave orphans holding the port)."""
+    setup_logging(settings.log_level, settings.log_format)
+
+    async def main() -> None:
+        parts = await assemble(settings, migrate=False)
+        bot = make_bot(settings)
+        dp = parts.dispatcher()
+        runner = await _serve_webhook(settings, bot, dp, secret)
+        stop = _stop_event()
+        try:
+            while not stop.is_set() and os.getppid() == parent_pid:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 1.0)
+        finally:
+            await runner.cleanup()
+            await bot.session.close()
+            await parts.engine.dispose()
+            log.info("webhook worker %d stopped", index)
+
+    asyncio.run(main())
 
 
 # ---------------------------------------------------------------- recording session (console, tests, bench)
