@@ -4,7 +4,8 @@
     POST /api/v1/cases                   accept a case -> number and the applicant's binding link
     POST /api/v1/cases/{number}/events   a status event; a replayed event_id changes and sends nothing
     GET  /api/v1/cases/{number}          the case, personal data masked, with its history
-    GET  /healthz                        liveness + database check (no token)
+    GET  /healthz                        database, Redis, delivery lag, lease holder (no token)
+    GET  /metrics                        Prometheus text format (no token; bot/metrics.py)
     GET  /api/v1/openapi.json            this contract as OpenAPI 3.1 (no token)
 
 Every answer is JSON. Bad input (malformed JSON, unknown fields, wrong types, a transition the
@@ -25,10 +26,10 @@ from typing import Annotated, Any, Literal, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.json_schema import models_json_schema
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.metrics import Health, OpsContext, add_ops_routes
 from bot.notices_render import make_notice_renderer
 from knowledge.schema import Catalog
 from models.audit import audit
@@ -99,10 +100,6 @@ class ErrorBody(BaseModel):
     error: str
     message: str
     details: list[dict[str, Any]] | None = None
-
-
-class Health(BaseModel):
-    status: Literal["ok"]
 
 
 # ---------------------------------------------------------------- errors as JSON
@@ -208,6 +205,7 @@ class ApiContext:
     factory: async_sessionmaker[AsyncSession]
     bot_username: str | None = None
     on_notices: Callable[[], None] | None = None  # wakes the delivery worker in this process
+    ops: OpsContext | None = None  # what /healthz checks besides the database
 
 
 CTX = web.AppKey("ctx", ApiContext)
@@ -286,16 +284,6 @@ async def read(request: web.Request) -> web.StreamResponse:
     return _json(public)
 
 
-async def health(request: web.Request) -> web.StreamResponse:
-    try:
-        async with request.app[CTX].factory() as session:
-            await session.exec(text("SELECT 1"))  # type: ignore[call-overload]
-    except Exception as e:  # noqa: BLE001 - a health check reports, it does not raise
-        log.warning("health check: database unavailable: %s", e)
-        return error(503, "unavailable", "数据库不可用")
-    return _json(Health(status="ok"))
-
-
 async def openapi(request: web.Request) -> web.StreamResponse:
     return web.json_response(request.app[OPENAPI], dumps=_dumps)
 
@@ -313,7 +301,7 @@ def build_app(ctx: ApiContext, *, token: str) -> web.Application:
     app.router.add_post(f"{API_PREFIX}/cases/{{number}}/events", add_event)
     app.router.add_get(f"{API_PREFIX}/cases/{{number}}", read)
     app.router.add_get(f"{API_PREFIX}/openapi.json", openapi)
-    app.router.add_get("/healthz", health)
+    add_ops_routes(app, ctx.ops or OpsContext(ctx.factory))
     return app
 
 
@@ -425,11 +413,11 @@ def openapi_document(catalog: Catalog | None = None) -> dict[str, Any]:
             "/healthz": {
                 "get": {
                     "operationId": "health",
-                    "summary": "健康检查（含数据库）",
+                    "summary": "健康检查：数据库、Redis、通知发送积压、发送进程租约",
                     "security": [],
                     "responses": {
                         "200": answer("正常", "Health"),
-                        "503": answer("数据库不可用", "ErrorBody"),
+                        "503": answer("有问题（message 说明，checks 逐项列出）", "Health"),
                     },
                 }
             },

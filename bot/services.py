@@ -1,20 +1,28 @@
 """Background services started next to the bot by `yichuang run` (and `yichuang api`): the
-integration API, the notice delivery worker and the daily deadline digest; stopped together."""
+integration API, the notice delivery worker and the daily deadline digest; stopped together.
+
+The delivery worker runs only while this process holds the bot token's lease (models/leases.py):
+with several bot processes one sends and the others wait, ready to take over, so the global pace
+and the per-chat interval hold for the bot as a whole."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiogram import Bot
 from aiohttp import web
+from redis.asyncio import Redis
 
 from bot.api import ApiContext, build_app, serve
 from bot.delivery import DeliveryConfig, DeliveryWorker
+from bot.metrics import OpsContext
 from bot.reminders import digest_loop
+from models.leases import Lease, delivery_lease_name, run_while_held
 
 if TYPE_CHECKING:
     from bot.runtime import Parts
@@ -24,7 +32,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Services:
-    worker: DeliveryWorker | None = None
+    worker: DeliveryWorker | None = None  # the current one: a new one after each takeover
+    lease: Lease | None = None
     api: web.AppRunner | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
@@ -56,8 +65,19 @@ async def start_services(
     settings = parts.settings
     services = Services()
     if worker and bot is not None:
-        services.worker = DeliveryWorker(bot, parts.session_factory, DeliveryConfig.from_settings(settings))
-        services.tasks.append(asyncio.create_task(services.worker.run(), name="notice-delivery"))
+        services.lease = Lease(parts.session_factory, delivery_lease_name(bot.token))
+        config = DeliveryConfig.from_settings(settings)
+
+        def start() -> Coroutine[Any, Any, None]:
+            services.worker = DeliveryWorker(bot, parts.session_factory, config)
+            return services.worker.run()
+
+        def stop_work() -> None:
+            if services.worker is not None:
+                services.worker.stop()
+
+        held = run_while_held(services.lease, start, stop_work, services.stopping)
+        services.tasks.append(asyncio.create_task(held, name="notice-delivery"))
     if digest and bot is not None:
         loop = digest_loop(
             factory=parts.session_factory,
@@ -74,8 +94,13 @@ async def start_services(
                 username = (await bot.me()).username
             except Exception as e:  # noqa: BLE001 - links can wait; the API itself must come up
                 log.warning("bot username unknown (%s): API answers without binding links", e)
+        ops = OpsContext(
+            parts.session_factory,
+            redis=Redis.from_url(settings.redis_url, socket_timeout=2) if settings.redis_url else None,
+            lease_name=delivery_lease_name(bot.token) if bot is not None else None,
+        )
         ctx = ApiContext(
-            parts.catalog, parts.templates, parts.session_factory, username, services.wake_worker
+            parts.catalog, parts.templates, parts.session_factory, username, services.wake_worker, ops
         )
         app = build_app(ctx, token=settings.api_token.get_secret_value())
         services.api = await serve(app, settings.api_host, settings.api_port)

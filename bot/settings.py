@@ -16,6 +16,7 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///data/yichuang.db"
     catalog_dir: Path | None = None  # None: the packaged sample catalog
     log_level: str = "INFO"
+    log_format: str = "plain"  # "json": one JSON object per line (bot/logsetup.py)
     redis_url: str | None = None
 
     webhook_url: str | None = None  # set: webhook mode instead of long polling

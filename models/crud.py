@@ -763,6 +763,8 @@ async def _verify(
         burn_factor_check()
     until = await record_failure(session=session, user_key=user_key, now=now)
     audit(session=session, actor=user_key, action=action, outcome="denied", target=canonical, now=now)
+    if until is not None:  # the lock itself is worth an audit row (and a metric, bot/metrics.py)
+        audit(session=session, actor=user_key, action="lookup.lockout", outcome="locked", now=now)
     await session.commit()
     if until is not None:
         return LookupResult(LookupOutcome.LOCKED, locked_until=until)

@@ -2,7 +2,7 @@
 
 import importlib
 
-for _name in ("questions", "cases", "staff", "notices", "audit", "lockout", "feedback"):
+for _name in ("questions", "cases", "staff", "notices", "audit", "lockout", "feedback", "leases"):
     try:
         importlib.import_module(f"models.{_name}")
     except ModuleNotFoundError as e:  # area not built yet

@@ -45,7 +45,7 @@ def _api(args: argparse.Namespace) -> int:
     if args.with_worker and settings.bot_token is None:
         print("--with-worker 需要 BOT_TOKEN", file=sys.stderr)
         return 1
-    runtime.setup_logging(settings.log_level)
+    runtime.setup_logging(settings.log_level, settings.log_format)
 
     async def main() -> None:
         from bot.services import start_services

@@ -51,7 +51,7 @@ def _start(args: argparse.Namespace, *, console: bool) -> int:
     if getattr(args, "catalog", None) is not None:
         settings = settings.model_copy(update={"catalog_dir": args.catalog})
     use_console = console or settings.bot_token is None
-    runtime.setup_logging("WARNING" if use_console else settings.log_level)
+    runtime.setup_logging("WARNING" if use_console else settings.log_level, settings.log_format)
 
     async def main() -> None:
         parts = await runtime.assemble(settings)
