@@ -2,22 +2,35 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from aiogram import Dispatcher
-from aiogram.fsm.storage.base import BaseStorage
+from aiogram.filters import ExceptionTypeFilter
+from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage, DefaultKeyBuilder
 from aiogram.fsm.storage.memory import MemoryStorage
+from aiogram.fsm.storage.redis import RedisStorage
 from jinja2 import Environment
+from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 import handlers
+from bot.metrics import UpdateObserver
 from bot.middlewares import (
     DbSessionMiddleware,
+    DbUpdateLedger,
     MemoryThrottle,
+    RedisBusyReply,
+    RedisHealth,
     RedisThrottle,
+    RedisUpdateLedger,
     RoleMiddleware,
     RoleResolver,
     Throttle,
     ThrottleMiddleware,
+    UpdateDedupe,
+    UpdateLedger,
+    redis_client,
 )
 from bot.settings import Settings
 from handlers.filters import staff_role_resolver
@@ -25,22 +38,35 @@ from handlers.guide import Cards
 from knowledge.matcher import Matcher
 from knowledge.schema import Catalog
 
+# Longer than any conversation (a follow-up, the self-check walk, a complaint being written), short
+# enough that Redis does not keep every user who ever wrote.
+FSM_TTL = dt.timedelta(days=7)
+# The per-user event lock: held while one update of the user is handled. It expires on its own if
+# its process dies; a waiter gives up (系统繁忙) rather than hang.
+LOCK_KWARGS = {"timeout": 30, "blocking_timeout": 30}
+
 
 def make_storage(settings: Settings) -> BaseStorage:
     """FSM state (follow-up context, self-check progress): in memory, or Redis so several bot
     processes (webhook workers) share a conversation."""
     if settings.redis_url:
-        from aiogram.fsm.storage.redis import RedisStorage
-
-        return RedisStorage.from_url(settings.redis_url)
+        return RedisStorage(
+            redis_client(settings.redis_url),
+            # The bot id in every key: several bots (centers) can share one Redis.
+            key_builder=DefaultKeyBuilder(prefix="yc:fsm", with_bot_id=True),
+            state_ttl=FSM_TTL,
+            data_ttl=FSM_TTL,
+        )
     return MemoryStorage()
 
 
-def make_throttle(settings: Settings) -> Throttle:
-    if settings.redis_url:
-        from redis.asyncio import Redis
-
-        return RedisThrottle(Redis.from_url(settings.redis_url), settings.throttle_rate)
+def make_throttle(settings: Settings, storage: BaseStorage, health: RedisHealth) -> Throttle:
+    """In memory, or in the FSM's Redis (same connections) so a flood spread over several
+    processes is counted as one user's."""
+    if isinstance(storage, RedisStorage):
+        token = settings.bot_token.get_secret_value() if settings.bot_token else ""
+        prefix = f"yc:throttle:{token.split(':', 1)[0] or 'console'}"
+        return RedisThrottle(storage.redis, settings.throttle_rate, prefix=prefix, health=health)
     return MemoryThrottle(settings.throttle_rate)
 
 
@@ -55,10 +81,20 @@ def build_dispatcher(
     role_resolver: RoleResolver | None = None,
     role_ttl: float = 30.0,
     throttle: Throttle | None = None,
+    dedupe: bool | None = None,
 ) -> Dispatcher:
+    """`dedupe`: drop update ids seen before; by default on when the updates come from Telegram
+    (a BOT_TOKEN is set), off for the local console, whose update ids restart at 1."""
+    storage = storage or make_storage(settings)
+    isolation: BaseEventIsolation | None = None
+    health = RedisHealth()
+    if isinstance(storage, RedisStorage):
+        # Two updates of one user handled by two processes must not interleave their FSM steps.
+        isolation = storage.create_isolation(lock_kwargs=LOCK_KWARGS)
     # Workflow data: handlers receive these by parameter name; tests swap them the same way.
     dp = Dispatcher(
-        storage=storage or make_storage(settings),
+        storage=storage,
+        events_isolation=isolation,
         settings=settings,
         catalog=catalog,
         matcher=matcher,
@@ -66,14 +102,25 @@ def build_dispatcher(
         session_factory=session_factory,
         cards=Cards(catalog, templates),
     )
+    dp.update.outer_middleware(UpdateObserver())
+    if settings.bot_token is not None if dedupe is None else dedupe:
+        ledger: UpdateLedger = (
+            RedisUpdateLedger(storage.redis)
+            if isinstance(storage, RedisStorage)
+            else DbUpdateLedger(session_factory)
+        )
+        dp.update.outer_middleware(UpdateDedupe(ledger))
     resolver = role_resolver or staff_role_resolver(session_factory)
     dp.update.outer_middleware(RoleMiddleware(resolver, ttl=role_ttl))
     if settings.throttle_rate > 0:
-        guard = ThrottleMiddleware(throttle or make_throttle(settings))
+        guard = ThrottleMiddleware(throttle or make_throttle(settings, storage, health))
         dp.message.outer_middleware(guard)
         dp.callback_query.outer_middleware(guard)
     db = DbSessionMiddleware(session_factory)
     for observer in (dp.message, dp.callback_query, dp.inline_query):
         observer.middleware(db)
+    if isolation is not None:
+        # Before the routers' generic apology: Redis trouble gets its own short reply.
+        dp.errors.register(RedisBusyReply(health).reply, ExceptionTypeFilter(RedisError))
     dp.include_routers(*handlers.routers())
     return dp

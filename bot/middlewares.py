@@ -1,4 +1,4 @@
-"""Middlewares: one DB session per update, per-user throttle, user-role lookup.
+"""Middlewares: one DB session per update, per-user throttle, user-role lookup; Redis health.
 
 Errors are logged once, with the update id, by the errors handler in handlers/errors.py.
 """
@@ -8,15 +8,26 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from enum import Enum
 from typing import Any, Protocol
 
-from aiogram import BaseMiddleware
-from aiogram.types import CallbackQuery, Message, TelegramObject, User
+from aiogram import BaseMiddleware, Bot
+from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
+from aiogram.methods import Response, TelegramMethod
+from aiogram.methods.base import TelegramType
+from aiogram.types import CallbackQuery, ErrorEvent, Message, TelegramObject, User
+from jinja2 import Environment
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.metrics import DUPLICATES
 from bot.templates import render
+from models.leases import first_sight, purge_updates
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +50,37 @@ class DbSessionMiddleware(BaseMiddleware):
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         async with self.factory() as session:
             data["session"] = session
-            result = await handler(event, data)
+            token = _update_session.set(session)
+            try:
+                result = await handler(event, data)
+            finally:
+                _update_session.reset(token)
             if session.in_transaction():
                 await session.commit()
             return result
+
+
+# The update's session, for CommitBeforeSend (set by DbSessionMiddleware around the handler).
+_update_session: ContextVar[AsyncSession | None] = ContextVar("yichuang_update_session", default=None)
+
+
+class CommitBeforeSend(BaseRequestMiddleware):
+    """Bot API request middleware (make_bot installs it): the update's transaction is committed
+    before each Telegram call, so no database lock is held across a network round trip. SQLite
+    has one writer: a handler holding its write lock while it waited for sendMessage stalled every
+    other update at ~15 replies/s (bench/bench_load.py). What the user is told is thus already
+    stored when they read it; the middleware still commits whatever the handler writes after."""
+
+    async def __call__(
+        self,
+        make_request: NextRequestMiddlewareType[TelegramType],
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+    ) -> Response[TelegramType]:
+        session = _update_session.get()
+        if session is not None and session.in_transaction():
+            await session.commit()
+        return await make_request(bot, method)
 
 
 class RoleMiddleware(BaseMiddleware):
@@ -122,23 +160,118 @@ class MemoryThrottle:
         self._buckets[user_id] = value
 
 
-class RedisThrottle:
-    """Fixed window shared by every bot process: `burst` messages per `rate * burst` seconds."""
+# Token bucket with MemoryThrottle's rule, kept in one Redis hash per user. One script makes
+# read-refill-take atomic across processes in one round trip; Redis's own clock (TIME) means bot
+# processes on machines whose clocks drift still agree. Returns 0 ok, 1 warn, 2 drop.
+_BUCKET_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
+local b = redis.call('HMGET', KEYS[1], 'tokens', 'at', 'warned')
+local tokens = math.min(burst, (tonumber(b[1]) or burst) + math.max(0, now - (tonumber(b[2]) or now)) / rate)
+local verdict = 0
+if tokens >= 1 then
+  tokens = tokens - 1
+  b[3] = '0'
+else
+  if b[3] == '1' then verdict = 2 else verdict = 1 end
+  b[3] = '1'
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now), 'warned', b[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return verdict
+"""
+_VERDICTS = (Verdict.OK, Verdict.WARN, Verdict.DROP)
 
-    def __init__(self, redis: Any, rate: float, burst: int = 5, prefix: str = "yc:throttle"):
-        self.redis, self.burst, self.prefix = redis, burst, prefix
-        self.window_ms = max(1000, int(rate * burst * 1000))
+
+def redis_client(url: str) -> Redis:
+    """The one Redis client of a bot process (FSM state, event lock, throttle).
+
+    Short timeouts: an unreachable Redis must cost an update a moment, not hang it. One retry on a
+    new connection: after a Redis restart the pooled connections are dead, and the first command
+    on each would otherwise fail although the server is back. Options in the URL take precedence.
+    """
+    return Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2, retry=Retry(NoBackoff(), 1))
+
+
+class RedisHealth:
+    """Logs a Redis outage once when it starts and once when it ends, not once per update."""
+
+    def __init__(self) -> None:
+        self.down = False
+
+    def failed(self, exc: BaseException) -> None:
+        if not self.down:
+            self.down = True
+            log.warning("Redis unreachable (%r): throttle open, conversations answer 系统繁忙", exc)
+
+    def ok(self) -> None:
+        if self.down:
+            self.down = False
+            log.warning("Redis reachable again")
+
+
+class RedisThrottle:
+    """MemoryThrottle's token bucket, shared by every bot process through Redis.
+
+    Fails open: while Redis is unreachable every message passes, since a bot that answers beats a
+    bot that goes silent; the outage is logged once.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        rate: float,
+        burst: int = 5,
+        prefix: str = "yc:throttle",
+        health: RedisHealth | None = None,
+    ):
+        self.rate, self.burst, self.prefix = rate, burst, prefix
+        self.health = health or RedisHealth()
+        # An idle bucket is full again after rate * burst seconds: then the key can go.
+        self.ttl_ms = int(rate * burst * 1000) + 1000
+        self.script = redis.register_script(_BUCKET_LUA)  # EVALSHA, reloaded after a Redis restart
 
     async def hit(self, user_id: int) -> Verdict:
-        window = int(time.time() * 1000) // self.window_ms
-        key = f"{self.prefix}:{user_id}:{window}"
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.incr(key)
-            pipe.pexpire(key, self.window_ms * 2)
-            count, _ = await pipe.execute()
-        if count <= self.burst:
+        try:
+            code = await self.script(
+                keys=[f"{self.prefix}:{user_id}"], args=[self.rate, self.burst, self.ttl_ms]
+            )
+        except RedisError as e:
+            self.health.failed(e)
             return Verdict.OK
-        return Verdict.WARN if count == self.burst + 1 else Verdict.DROP
+        self.health.ok()
+        return _VERDICTS[int(code)]
+
+
+class RedisBusyReply:
+    """Errors handler for Redis failures (FSM state, the per-user event lock): a short 系统繁忙
+    instead of the generic apology, at most once per user every `quiet` seconds. The FSM middleware
+    runs before the throttle, so during an outage a flood would otherwise be answered one for one.
+    """
+
+    def __init__(self, health: RedisHealth, quiet: float = 10.0):
+        self.health = health
+        self.limit = MemoryThrottle(rate=quiet, burst=1)
+
+    # A bound coroutine method, not __call__: aiogram runs callables it can't see are coroutines
+    # in a thread.
+    async def reply(self, event: ErrorEvent, bot: Bot, templates: Environment) -> bool:
+        self.health.failed(event.exception)
+        update = event.update
+        query, message = update.callback_query, update.message
+        user = query.from_user if query is not None else message.from_user if message else None
+        if user is None or await self.limit.hit(user.id) is not Verdict.OK:
+            return True
+        text = render(templates, "busy")
+        try:
+            if query is not None:
+                await query.answer(text)
+            elif message is not None:
+                await bot.send_message(message.chat.id, text)
+        except Exception:  # noqa: BLE001 - Telegram failing too must not raise a second error
+            log.debug("could not send 系统繁忙 for update %s", update.update_id)
+        return True
 
 
 class ThrottleMiddleware(BaseMiddleware):
@@ -164,3 +297,69 @@ class ThrottleMiddleware(BaseMiddleware):
         elif isinstance(event, CallbackQuery):
             await event.answer()  # stop the button's spinner even when silent
         return None
+
+
+class UpdateLedger(Protocol):
+    async def first_time(self, bot_id: int, update_id: int) -> bool: ...
+
+
+class DbUpdateLedger:
+    """Update ids in the database (models/leases.py): shared by every process of the bot."""
+
+    PURGE_EVERY = 600.0  # seconds
+
+    def __init__(self, factory: async_sessionmaker[AsyncSession]):
+        self.factory = factory
+        self._purged = 0.0
+
+    async def first_time(self, bot_id: int, update_id: int) -> bool:
+        async with self.factory() as session:
+            if time.monotonic() - self._purged > self.PURGE_EVERY:
+                self._purged = time.monotonic()
+                await purge_updates(session=session)
+            return await first_sight(session=session, bot_id=bot_id, update_id=update_id)
+
+
+class RedisUpdateLedger:
+    """Update ids as Redis keys that expire with Telegram's own 24-hour retention."""
+
+    TTL = 24 * 3600
+
+    def __init__(self, redis: Redis, prefix: str = "yc:update"):
+        self.redis, self.prefix = redis, prefix
+
+    async def first_time(self, bot_id: int, update_id: int) -> bool:
+        return bool(await self.redis.set(f"{self.prefix}:{bot_id}:{update_id}", 1, nx=True, ex=self.TTL))
+
+
+class UpdateDedupe(BaseMiddleware):
+    """Outer update middleware: an update id already taken in (a webhook redelivery, the same batch
+    fetched again after a restart) is dropped before any handler runs, so nobody is answered twice.
+
+    Recorded before handling: an update whose handling crashed is not retried either, since the
+    errors handler has already apologised. When the ledger is unreachable updates pass (logged
+    once): answering twice now and then beats not answering.
+    """
+
+    def __init__(self, ledger: UpdateLedger):
+        self.ledger = ledger
+        self._failing = False
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        bot: Bot | None = data.get("bot")
+        update_id = getattr(event, "update_id", None)
+        if bot is None or update_id is None:
+            return await handler(event, data)
+        try:
+            first = await self.ledger.first_time(bot.id, update_id)
+            self._failing = False
+        except Exception as e:  # noqa: BLE001 - fail open, see above
+            if not self._failing:
+                log.warning("update ledger unavailable (%s): duplicates not filtered", type(e).__name__)
+                self._failing = True
+            first = True
+        if not first:
+            DUPLICATES.inc()
+            log.info("update %s already handled; dropped", update_id)
+            return None
+        return await handler(event, data)
