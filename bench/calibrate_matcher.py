@@ -29,7 +29,6 @@ from knowledge import matcher as matcher_module
 from knowledge.loader import load_catalog
 from knowledge.matcher import Matcher
 
-ROOT = Path(__file__).resolve().parent.parent
 SETS: dict[str, Path] = {n: QUESTION_FILES[n] for n in ("dev", "heldout", "blind")}  # fitted on
 FEATURES = [f for f in matcher_module.CONFIDENCE_WEIGHTS if f != "bias"]
 L2 = 0.05  # a little shrinkage: a few hundred questions, a handful of weights
@@ -181,9 +180,9 @@ def main() -> None:
         train = [r for r in rows if r.set != s]
         ws = fit(train)
         ts = pick_threshold([prob(ws, r) for r in train], train, args.min_rejection)
-        test = [r for r in rows if r.set == s]
+        held = [r for r in rows if r.set == s]
         print(f"  {s:8} threshold {ts:.3f}: ", end="")
-        _one_line([prob(ws, r) >= ts for r in test], test)
+        _one_line([prob(ws, r) >= ts for r in held], held)
 
 
 def _one_line(conf: list[bool], rows: list[Row]) -> None:

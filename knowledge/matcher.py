@@ -17,12 +17,18 @@ two content characters with only light words, or one other content character, be
 A bundle explains what its member items explain when the question names two of them or asks for
 everything at once ("营业执照和食品许可证能一起办吗").
 
+Question text is first mended where a pinyin input method slipped inside a catalog word
+("公基金", "宅基底", "结昏证"; textnorm.Speller), and only a part of a name that the question
+contradicts ("农业补贴" against the alias 失业补贴) earns nothing.
+
 `confident` is a calibrated rule (bench/calibrate_matcher.py fits it on the question sets): a
-logistic model of the best score, its margin over the runner-up, how much of the question's
-content the entry explains, how much of it by a name or alias rather than a generic keyword, and
-whether an unexplained word is left over. "附近有什么好吃的饭馆" shares "饭馆" with the restaurant
-entries but leaves most of the question unexplained; a question about a law, a price or a rate
-("离婚了孩子抚养权归谁") is never confident unless it names an entry outright.
+logistic model of the best score, the share of the question's content the entry explains (a name
+or alias found whole counts fully, part of one or a keyword less), the share it explains that
+the runner-up does not, and unexplained characters glued to an explained word ("公租房" is not
+租房). "附近有什么好吃的饭馆" shares "饭馆" with the restaurant entries but leaves most of the
+question unexplained. Two rules come first: a question about a law, a price or a rate
+("离婚了孩子抚养权归谁") is never confident unless it names an entry outright, nor is one whose
+only match is a two-character sound-alike guess ("低宝").
 """
 
 from __future__ import annotations

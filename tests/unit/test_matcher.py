@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -272,14 +273,14 @@ def test_light_characters_inside_catalog_words_stay_content() -> None:
     assert a.weights[a.text.index("的")] == LIGHT
 
 
-def _eval_rows(path: Path) -> list[dict[str, object]]:
+def _eval_rows(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def _rates(m: Matcher, rows: list[dict[str, object]]) -> tuple[float, float, float]:
+def _rates(m: Matcher, rows: list[dict[str, Any]]) -> tuple[float, float, float]:
     top1 = top3 = inscope = oos = rejected = 0
     for row in rows:
-        expect = set(row["expect"])  # type: ignore[arg-type]
+        expect = set(row["expect"])
         r = m.search(str(row["q"]))
         names = [x.name for x in r.matches]
         if expect:
@@ -407,5 +408,5 @@ def test_unseen_question_sets_meet_the_bars(sample_matcher: Matcher, name: str) 
     answered = 0
     for r in inscope:
         res = sample_matcher.search(str(r["q"]))
-        answered += bool(res.confident and res.best and res.best.name in r["expect"])  # type: ignore[operator]
+        answered += bool(res.confident and res.best and res.best.name in r["expect"])
     assert answered / len(inscope) >= 0.85
