@@ -95,6 +95,14 @@ async def load_case(session: AsyncSession, staff: Staff, number: str) -> tuple[C
         return None
     steps = await get_steps(session=session, case_id=case.id)
     if staff.role != StaffRole.ADMIN.value and not any(s.department == staff.department for s in steps):
+        # Another department's case: refused like a citizen's attempt, and on the record.
+        await refuse_and_audit(
+            session=session,
+            user_id=staff.user_id,
+            role=staff.role,
+            action="case.other_department",
+            target=number,
+        )
         return None
     return case, steps
 
