@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     webhook_path: str = "/telegram/webhook"
     web_host: str = "127.0.0.1"  # where the webhook (and API) server listens
     web_port: int = 8080
+    web_workers: int = Field(default=1, ge=1, le=64)  # webhook mode: processes serving web_port
 
     api_host: str = "127.0.0.1"
     api_port: int = 8081

@@ -18,6 +18,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     run.add_argument(
         "--catalog", type=Path, help="事项目录文件夹或 .xlsx/.csv（默认：CATALOG_DIR 或内置示例）"
     )
+    run.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="Webhook 模式下处理更新的进程数（默认：WEB_WORKERS 或 1）",
+    )
     run.set_defaults(func=_run)
     con = sub.add_parser("console", help="在终端里和机器人对话，不需要 Telegram")
     con.add_argument(
@@ -50,6 +56,12 @@ def _start(args: argparse.Namespace, *, console: bool) -> int:
         return 1
     if getattr(args, "catalog", None) is not None:
         settings = settings.model_copy(update={"catalog_dir": args.catalog})
+    workers = getattr(args, "workers", None)
+    if workers is not None:
+        if not 1 <= workers <= 64:
+            print("--workers 应为 1 到 64 之间的整数", file=sys.stderr)
+            return 1
+        settings = settings.model_copy(update={"web_workers": workers})
     use_console = console or settings.bot_token is None
     runtime.setup_logging("WARNING" if use_console else settings.log_level, settings.log_format)
 
