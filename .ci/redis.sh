@@ -27,6 +27,12 @@ if [ "${1:-start}" = "stop" ]; then
   exit 0
 fi
 
+# Already running (a second call in the same CI run): hand out the same server, start no other.
+if [ -f "$STATE/url" ] && kill -0 "$(cat "$(cat "$STATE/dir")/redis.pid" 2>/dev/null)" 2>/dev/null; then
+  cat "$STATE/url"
+  exit 0
+fi
+
 if ! command -v redis-server >/dev/null 2>&1; then
   log "installing Redis (apt-get)"
   export DEBIAN_FRONTEND=noninteractive
@@ -57,5 +63,6 @@ EOF
 done
 mkdir -p "$STATE"
 echo "$DIR" > "$STATE/dir"
+echo "redis://127.0.0.1:$PORT/0" > "$STATE/url"
 log "running on 127.0.0.1:$PORT (pid $(cat "$DIR/redis.pid"), files in $DIR)"
-echo "redis://127.0.0.1:$PORT/0"
+cat "$STATE/url"
