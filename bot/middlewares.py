@@ -5,6 +5,7 @@ Errors are logged once, with the update id, by the errors handler in handlers/er
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -27,7 +28,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.metrics import DUPLICATES
 from bot.templates import render
-from models.leases import first_sight, purge_updates
+from models.leases import first_sights, purge_updates
 
 log = logging.getLogger(__name__)
 
@@ -304,20 +305,46 @@ class UpdateLedger(Protocol):
 
 
 class DbUpdateLedger:
-    """Update ids in the database (models/leases.py): shared by every process of the bot."""
+    """Update ids in the database (models/leases.py): shared by every process of the bot.
+
+    Group commit: ids arriving while a write is in flight wait and go together in the next one,
+    so under load one transaction serves many updates instead of each paying for its own commit.
+    """
 
     PURGE_EVERY = 600.0  # seconds
+    BATCH = 500
 
     def __init__(self, factory: async_sessionmaker[AsyncSession]):
         self.factory = factory
         self._purged = 0.0
+        self._waiting: list[tuple[int, int, asyncio.Future[bool]]] = []
+        self._writer: asyncio.Task[None] | None = None
 
     async def first_time(self, bot_id: int, update_id: int) -> bool:
-        async with self.factory() as session:
-            if time.monotonic() - self._purged > self.PURGE_EVERY:
-                self._purged = time.monotonic()
-                await purge_updates(session=session)
-            return await first_sight(session=session, bot_id=bot_id, update_id=update_id)
+        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiting.append((bot_id, update_id, answer))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write())
+        return await answer
+
+    async def _write(self) -> None:
+        while self._waiting:
+            # Capped: SQLite allows some thousands of bound values in one statement.
+            batch, self._waiting = self._waiting[: self.BATCH], self._waiting[self.BATCH :]
+            try:
+                async with self.factory() as session:
+                    if time.monotonic() - self._purged > self.PURGE_EVERY:
+                        self._purged = time.monotonic()
+                        await purge_updates(session=session)
+                    fresh = await first_sights(session=session, keys=[(b, u) for b, u, _ in batch])
+            except Exception as e:  # noqa: BLE001 - each waiter decides what a failure means
+                for _, _, answer in batch:
+                    if not answer.done():
+                        answer.set_exception(e)
+                continue
+            for (_, _, answer), new in zip(batch, fresh, strict=True):
+                if not answer.done():
+                    answer.set_result(new)
 
 
 class RedisUpdateLedger:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import BigInteger, Column, delete, insert, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import Field, SQLModel, col
@@ -243,19 +244,31 @@ async def _sleep_or_stop(stopping: asyncio.Event, seconds: float) -> None:
 # ---------------------------------------------------------------- update ids
 
 
-async def first_sight(
-    *, session: AsyncSession, bot_id: int, update_id: int, now: dt.datetime | None = None
-) -> bool:
-    """Record the update id; False when it was recorded before (a redelivery). Commits."""
-    try:
-        await session.exec(
-            insert(ProcessedUpdate).values(bot_id=bot_id, update_id=update_id, seen_at=now or utc_now())
-        )
-        await session.commit()
-    except IntegrityError:
-        await session.rollback()
-        return False
-    return True
+async def first_sights(
+    *, session: AsyncSession, keys: list[tuple[int, int]], now: dt.datetime | None = None
+) -> list[bool]:
+    """Record many (bot id, update id) pairs in one transaction; for each, whether it was new.
+
+    One commit for a whole batch: on SQLite the commit, not the insert, is what costs.
+    """
+    now = now or utc_now()
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    insert_ = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = ProcessedUpdate.__table__  # type: ignore[attr-defined]
+    # One statement; RETURNING names the rows that went in (psycopg gives no usable rowcount here).
+    result = await session.exec(
+        insert_(table)
+        .values([{"bot_id": b, "update_id": u, "seen_at": now} for b, u in keys])
+        .on_conflict_do_nothing()
+        .returning(table.c.bot_id, table.c.update_id)
+    )
+    inserted = {tuple(row) for row in result.all()}
+    fresh: list[bool] = []
+    for key in keys:  # the same id twice in one batch: only its first occurrence is new
+        fresh.append(key in inserted)
+        inserted.discard(key)
+    await session.commit()
+    return fresh
 
 
 async def purge_updates(*, session: AsyncSession, now: dt.datetime | None = None) -> int:

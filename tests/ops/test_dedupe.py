@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import secrets
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.middlewares import DbUpdateLedger
 from models.crud import get_case, subscribe
+from models.db import async_engine, prepare_database, session_factory
+from models.leases import Lease
 from tests.conftest import HarnessMaker
 
 Maker = Callable[..., Awaitable[Any]]
 DB = tuple[AsyncEngine, async_sessionmaker[AsyncSession]]
 STAFF = 801
+PG_URL = os.environ.get("TEST_DATABASE_URL")
 
 
 async def test_a_redelivered_question_is_answered_once(make_harness: HarnessMaker) -> None:
@@ -60,3 +69,34 @@ async def test_without_dedupe_the_console_accepts_restarted_update_ids(make_harn
     update = h.updates.message("/help")
     assert h.texts(await h.feed(update))
     assert h.texts(await h.feed(update))
+
+
+def _backends() -> list[Any]:
+    pg = pytest.param(
+        PG_URL,
+        marks=[pytest.mark.postgres, pytest.mark.skipif(not PG_URL, reason="TEST_DATABASE_URL not set")],
+    )
+    return ["sqlite", pg]
+
+
+@pytest.mark.parametrize("backend", _backends())
+async def test_ledger_and_lease_agree_across_processes_on_each_backend(
+    backend: str | None, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'ops.db'}" if backend == "sqlite" else str(backend)
+    engine = async_engine(url)
+    try:
+        await prepare_database(engine)
+        # Two processes: two ledgers and two leases over one database.
+        one, two = DbUpdateLedger(session_factory(engine)), DbUpdateLedger(session_factory(engine))
+        bot_id = secrets.randbelow(2**40)  # a shared PostgreSQL database keeps other runs' ids
+        answers = await asyncio.gather(
+            *(ledger.first_time(bot_id, u) for u in (1, 2, 1) for ledger in (one, two))
+        )
+        assert sorted(answers) == [False] * 4 + [True] * 2  # each id new exactly once
+        assert not await one.first_time(bot_id, 2)
+        name = f"delivery:{bot_id}"
+        a, b = (Lease(session_factory(engine), name, ttl=5, renew_every=1) for _ in range(2))
+        assert sorted(await asyncio.gather(a.acquire(), b.acquire())) == [False, True]
+    finally:
+        await engine.dispose()
