@@ -132,7 +132,7 @@ def reliability(ps: list[float], rows: list[Row], title: str) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description="拟合并检验匹配器的“有把握”判定")
     p.add_argument("--current", action="store_true", help="只评估 matcher.py 里现有的常数")
-    p.add_argument("--min-rejection", type=float, default=0.98, help="每个问题集的目录外拒答率下限")
+    p.add_argument("--min-rejection", type=float, default=0.99, help="每个问题集的目录外拒答率下限")
     p.add_argument("--extra", nargs="*", default=[], help="再加评估用问题集（不参与拟合）")
     args = p.parse_args()
     m = Matcher(load_catalog())

@@ -39,7 +39,7 @@ class Vocabulary:
     verbs: tuple[str, ...] = ()
     measure_words: tuple[str, ...] = ()
     off_topic: frozenset[str] = frozenset()
-    not_typos: frozenset[str] = frozenset()
+    other_words: frozenset[str] = frozenset()
 
     @classmethod
     def from_mapping(cls, raw: dict[str, Any]) -> Vocabulary:
@@ -64,8 +64,8 @@ class Vocabulary:
         synonyms.pop("", None)
         weights.pop("", None)
         off_topic = frozenset(c for c in (_clean(str(c)) for c in raw.get("off_topic") or []) if c)
-        not_typos = frozenset(c for c in (_clean(str(c)) for c in raw.get("not_typos") or []) if c)
-        return cls(synonyms, weights, cues, verbs, measures, off_topic, not_typos)
+        others = frozenset(c for c in (_clean(str(c)) for c in raw.get("other_words") or []) if c)
+        return cls(synonyms, weights, cues, verbs, measures, off_topic, others)
 
 
 @lru_cache(maxsize=4)
@@ -126,18 +126,16 @@ class Speller:
     typed (cleaned, before synonyms). A two-character word is only replaced whole ("离昏" ->
     离婚); longer ones also by any three or four characters of them ("公基金" -> 公积金, part of
     住房公积金). `known` holds every bigram the catalog's text contains: a character that forms
-    one with a neighbour is spelled as the catalog spells it and is never "corrected".
-    `not_typos`: real words that sound like catalog words ("事业" is not 失业)."""
+    one with a neighbour is spelled as the catalog spells it and is never "corrected"; so is a
+    character the caller marks as settled (the vocabulary's own words, "事业" that is no 失业)."""
 
     def __init__(
         self,
         words: Iterable[str],
         known: Container[str],
-        not_typos: Container[str] = (),
         light: Container[str] = (),
     ):
         self._known = known
-        self._not_typos = not_typos
         self._light_chars = light
         index: dict[tuple[str, ...], set[str]] = defaultdict(set)
         spans: set[str] = set()
@@ -174,7 +172,7 @@ class Speller:
                 span = "".join(out[i : i + n])
                 if all(settled[i : i + n]):
                     continue
-                if n == 2 and (span in self._not_typos or any(self._light(c) for c in span)):
+                if n == 2 and any(self._light(c) for c in span):
                     continue
                 fix = self._fix(span, settled[i : i + n])
                 if fix is not None:
@@ -206,6 +204,9 @@ class Analysis:
     bundle_cue: bool  # asks for everything needed for one goal
     off_topic: bool = False  # asks about a law, a dispute, a price or a rate, not a procedure
     guessed: bool = False  # a two-character word was mended by its sound: a guess, not a reading
+    # Per character: 0, or the number of the other word it is part of ("公租房" holds 租房 but
+    # is not it); the matcher reads no catalog word inside one.
+    foreign: tuple[int, ...] = ()
 
     @property
     def content_weight(self) -> float:
@@ -221,6 +222,7 @@ class Normalizer:
         self._filler_re = _compile([p for p, w in v.weights.items() if w == FILLER])
         self._cue_re = _compile(list(v.bundle_cues))
         self._off_topic_re = _compile(list(v.off_topic))
+        self._other_re = _compile(list(v.other_words))
         # "开个体户" is 开 + 个体户, not 开个 + 体户: never drop a 个 that starts 个体.
         self._measure_re = (
             re.compile(f"({_alternation(v.verbs)})(?:{_alternation(v.measure_words)})(?!体)")
@@ -250,7 +252,7 @@ class Normalizer:
         spelled right by definition, never mended ("需要" is no slip for 需药). A single light
         character is left to the speller, which mends it only inside a longer word ("新农和")."""
         mask = [False] * len(text)
-        for rx in (self._weight_re, self._synonym_re):
+        for rx in (self._weight_re, self._synonym_re, self._other_re):
             if rx is not None:
                 for m in rx.finditer(text):
                     if m.end() - m.start() > 1:
@@ -288,7 +290,14 @@ class Normalizer:
                     weights[j] = w
         cue = self._cue_re is not None and self._cue_re.search(text) is not None
         off = self._off_topic_re is not None and self._off_topic_re.search(text) is not None
-        return Analysis(text, tuple(weights), cue, off, guessed > 0)
+        foreign = [0] * len(text)
+        if self._other_re is not None:
+            for n, m in enumerate(self._other_re.finditer(text), start=1):
+                word = m.group(0)
+                # A catalog that knows the word itself (a county's 公租房 item) reads it as usual.
+                if not all(word[k : k + 2] in known for k in range(len(word) - 1)):
+                    foreign[m.start() : m.end()] = [n] * len(word)
+        return Analysis(text, tuple(weights), cue, off, guessed > 0, tuple(foreign))
 
     def words(self) -> list[str]:
         """Everyday words of the vocabulary as people type them, for a catalog's `Speller`."""
