@@ -12,6 +12,7 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from jinja2 import Environment
 
+from bot.render import DbId
 from bot.supervision_render import rating_rows
 from bot.templates import render
 from knowledge.schema import Catalog, Window
@@ -22,7 +23,7 @@ from models.lifecycle import CaseStatus
 class AckCb(CallbackData, prefix="a1"):
     """我已知晓 under a notice: `e` is the CaseEvent id the notice was written for."""
 
-    e: int
+    e: DbId
 
 
 ACK_LABEL = "我已知晓"

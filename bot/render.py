@@ -10,13 +10,14 @@ import re
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 from aiogram import Bot
 from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from pydantic import Field
 
 from knowledge.schema import Bundle, Catalog, Item
 
@@ -165,6 +166,11 @@ async def send_html(
 # ---------------------------------------------------------------- callback data
 
 Kind = Literal["item", "bundle"]
+
+# A database row id inside callback data. Callback data can be forged: an id beyond the integer
+# columns' range made the lookup itself fail (SQLite OverflowError, PostgreSQL out of range); bounded
+# here, such a button does not parse and gets the "expired" answer like any unknown button.
+DbId = Annotated[int, Field(ge=0, le=2**31 - 1)]
 
 
 class EntryCb(CallbackData, prefix="g1"):

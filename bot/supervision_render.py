@@ -18,6 +18,7 @@ from jinja2 import Environment
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.render import DbId
 from bot.templates import render
 from knowledge.schema import Catalog
 from models.crud import RenderedNotice
@@ -32,7 +33,7 @@ class RateCb(CallbackData, prefix="f1"):
 
 
 class ReasonCb(CallbackData, prefix="f2"):
-    id: int  # rating id
+    id: DbId  # rating id
     k: str  # reason code, 'skip' or 'done'
 
 
@@ -43,7 +44,7 @@ class ComplainCb(CallbackData, prefix="f3"):
 
 
 class NewsCb(CallbackData, prefix="f4"):
-    id: int  # announcement id: send its attachment
+    id: DbId  # announcement id: send its attachment
 
 
 class AdminCb(CallbackData, prefix="f5"):
@@ -53,7 +54,7 @@ class AdminCb(CallbackData, prefix="f5"):
     act: str
     n: str = ""  # ticket number
     d: str = ""  # department id
-    i: int = 0  # question id
+    i: DbId = 0  # question id
     k: int = -1  # item index in the catalog
 
 

@@ -324,7 +324,8 @@ async def is_text(message: Message) -> bool:
 
 @router.message(is_command)
 async def unknown_command(message: Message, templates: Environment) -> None:
-    command = (message.text or "").split(maxsplit=1)[0][:32]
+    # Echoed back: "/13812345678" must not show a phone number unmasked.
+    command = mask_sensitive((message.text or "").split(maxsplit=1)[0][:32])
     await message.answer(render(templates, "unknown_command", command=command), parse_mode=ParseMode.HTML)
 
 

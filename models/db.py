@@ -43,11 +43,36 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def _drop_nul(value: Any) -> Any:
+    return value.replace("\x00", "") if isinstance(value, str) and "\x00" in value else value
+
+
+def _params_without_nul(params: Any) -> Any:
+    if isinstance(params, dict):
+        return {k: _drop_nul(v) for k, v in params.items()}
+    if isinstance(params, list | tuple):
+        return type(params)(
+            _params_without_nul(p) if isinstance(p, dict | list | tuple) else _drop_nul(p) for p in params
+        )
+    return params
+
+
+def _postgres_no_nul(
+    _conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _executemany: bool
+) -> tuple[str, Any]:
+    # PostgreSQL text cannot hold NUL (psycopg raises DataError) where SQLite stores it. Public input
+    # (questions, complaints, forged callback data used as lookup keys) may carry one, and a NUL
+    # means nothing in this application: dropped here, once, for every statement.
+    return statement, _params_without_nul(parameters)
+
+
 def sync_engine(url: str) -> Engine:
     sync_url, _ = _urls(url)
     engine = create_engine(sync_url, pool_pre_ping=True)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+    if engine.dialect.name == "postgresql":
+        event.listen(engine, "before_cursor_execute", _postgres_no_nul, retval=True)
     return engine
 
 
@@ -56,6 +81,8 @@ def async_engine(url: str) -> AsyncEngine:
     engine = create_async_engine(async_url, pool_pre_ping=True)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    if engine.dialect.name == "postgresql":
+        event.listen(engine.sync_engine, "before_cursor_execute", _postgres_no_nul, retval=True)
     return engine
 
 
