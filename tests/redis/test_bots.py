@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import itertools
 
+from pydantic import SecretStr
+
 from bot.runtime import UpdateFactory, make_bot
 from bot.settings import Settings
 from tests.conftest import BotHarness, HarnessMaker
@@ -15,7 +17,8 @@ THROTTLED = "您发得太快了，请稍等几秒再试。"
 
 def process(make_harness: HarnessMaker, redis_url: str, user: int, token: str | None = None) -> BotHarness:
     """A bot process on the shared Redis; `token` picks the bot (None: the console's)."""
-    settings = Settings(bot_token=token, redis_url=redis_url, throttle_rate=60)
+    secret = SecretStr(token) if token is not None else None
+    settings = Settings(bot_token=secret, redis_url=redis_url, throttle_rate=60)
     harness = make_harness(settings=settings, user_id=user)
     if token is not None:
         harness.bot = make_bot(settings, session=harness.session)
