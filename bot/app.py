@@ -7,7 +7,7 @@ import datetime as dt
 from aiogram import Dispatcher
 from aiogram.filters import ExceptionTypeFilter
 from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage, DefaultKeyBuilder
-from aiogram.fsm.storage.memory import MemoryStorage
+from aiogram.fsm.storage.memory import MemoryStorage, SimpleEventIsolation
 from aiogram.fsm.storage.redis import RedisStorage
 from jinja2 import Environment
 from redis.exceptions import RedisError
@@ -86,11 +86,14 @@ def build_dispatcher(
     """`dedupe`: drop update ids seen before; by default on when the updates come from Telegram
     (a BOT_TOKEN is set), off for the local console, whose update ids restart at 1."""
     storage = storage or make_storage(settings)
-    isolation: BaseEventIsolation | None = None
+    isolation: BaseEventIsolation
     health = RedisHealth()
     if isinstance(storage, RedisStorage):
         # Two updates of one user handled by two processes must not interleave their FSM steps.
         isolation = storage.create_isolation(lock_kwargs=LOCK_KWARGS)
+    else:
+        # Same within one process: a double-pressed button must not move the self-check twice.
+        isolation = SimpleEventIsolation()
     # Workflow data: handlers receive these by parameter name; tests swap them the same way.
     dp = Dispatcher(
         storage=storage,
@@ -119,7 +122,7 @@ def build_dispatcher(
     db = DbSessionMiddleware(session_factory)
     for observer in (dp.message, dp.callback_query, dp.inline_query):
         observer.middleware(db)
-    if isolation is not None:
+    if isinstance(storage, RedisStorage):
         # Before the routers' generic apology: Redis trouble gets its own short reply.
         dp.errors.register(RedisBusyReply(health).reply, ExceptionTypeFilter(RedisError))
     dp.include_routers(*handlers.routers())
