@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import OrderedDict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,10 @@ router.message.filter(in_private_chat)
 # only the fallback. Below it the matcher is guessing: on the sample catalog out-of-scope questions
 # ("附近哪家饭馆好吃") stay under 0.55 while in-scope non-confident ones reach 0.6+.
 CANDIDATE_MIN_SCORE = 0.6
+# Below that, down to here, the right entry is still usually first (bench/calibrate_matcher.py): the
+# fallback offers it as a button under the honest "not found" instead of hiding it.
+MAYBE_MIN_SCORE = 0.5
+MAX_MAYBE = 2
 # A confident best match with a runner-up this close is a tie ("许可证", "户口"): asking which one
 # is honest, a card for an arbitrary one of them is not.
 TIE_GAP = 0.02
@@ -273,11 +278,26 @@ async def send_facets(
 
 
 async def send_fallback(
-    bot: Bot, chat_id: int, question: str, *, catalog: Catalog, templates: Environment, session: AsyncSession
+    bot: Bot,
+    chat_id: int,
+    question: str,
+    *,
+    catalog: Catalog,
+    templates: Environment,
+    session: AsyncSession,
+    maybe: Sequence[Entry] = (),
 ) -> None:
+    """The honest "not found"; `maybe` are weak guesses shown as buttons under it, never as an answer."""
     await record_unanswered(session=session, text=question)
-    text = render(templates, "fallback", question=mask_sensitive(question), center=catalog.center)
-    await send_html(bot, chat_id, text, nav_keyboard("depts"))
+    text = render(
+        templates, "fallback", question=mask_sensitive(question), center=catalog.center, maybe=bool(maybe)
+    )
+    keyboard = nav_keyboard("depts")
+    if maybe:
+        keyboard = InlineKeyboardMarkup(
+            inline_keyboard=entries_keyboard(maybe).inline_keyboard + keyboard.inline_keyboard
+        )
+    await send_html(bot, chat_id, text, keyboard)
 
 
 def best_entry(catalog: Catalog, result: MatchResult) -> Entry | None:
@@ -288,10 +308,12 @@ def best_entry(catalog: Catalog, result: MatchResult) -> Entry | None:
     return entry(catalog, ms[0].kind, ms[0].name)
 
 
-def candidate_entries(catalog: Catalog, result: MatchResult) -> list[Entry]:
+def candidate_entries(
+    catalog: Catalog, result: MatchResult, min_score: float = CANDIDATE_MIN_SCORE
+) -> list[Entry]:
     out: list[Entry] = []
     for m in result.matches:
-        if m.score < CANDIDATE_MIN_SCORE and not result.confident:
+        if m.score < min_score and not result.confident:
             continue
         e = entry(catalog, m.kind, m.name)
         if e is not None and e not in out:
@@ -377,7 +399,10 @@ async def question(
             bot, chat_id, render(templates, "candidates"), entries_keyboard(candidates, none_of_these=True)
         )
         return
-    await send_fallback(bot, chat_id, text, catalog=catalog, templates=templates, session=session)
+    maybe = candidate_entries(catalog, result, MAYBE_MIN_SCORE)[:MAX_MAYBE]
+    await send_fallback(
+        bot, chat_id, text, catalog=catalog, templates=templates, session=session, maybe=maybe
+    )
 
 
 @router.callback_query(NavCb.filter(F.to == "none"))

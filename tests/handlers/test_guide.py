@@ -114,6 +114,20 @@ async def test_candidates_when_not_confident(
         assert [q.text for q in await top_unanswered(session=s)] == ["我想办个证"]
 
 
+async def test_weak_guess_is_offered_under_the_honest_fallback(
+    make_harness: HarnessMaker, db: tuple[AsyncEngine, async_sessionmaker[AsyncSession]]
+) -> None:
+    stub = StubMatcher(False, ("结婚登记", "item", 0.55), ("居民身份证补领", "item", 0.2))
+    h = make_harness(matcher=stub)
+    await h.say("领个本本要啥")
+    assert "没能在办事目录里找到" in h.text()  # not presented as an answer
+    assert h.buttons() == ["结婚登记", "按部门查找"]
+    async with db[1]() as s:
+        assert [q.text for q in await top_unanswered(session=s)] == ["领个本本要啥"]
+    await h.press("结婚登记")
+    assert "申报材料" in h.text()
+
+
 async def test_tied_confident_matches_ask_which(make_harness: HarnessMaker) -> None:
     stub = StubMatcher(True, ("结婚登记", "item", 0.85), ("居民身份证补领", "item", 0.85))
     h = make_harness(matcher=stub)
