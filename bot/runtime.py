@@ -40,6 +40,7 @@ from aiogram.methods import (
     TelegramMethod,
 )
 from aiogram.types import BotCommand, Chat, Document, InlineKeyboardMarkup, Message, Update, User
+from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 from jinja2 import Environment
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
@@ -188,6 +189,25 @@ def webhook_target(settings: Settings) -> str:
     return url + settings.webhook_path if urlsplit(url).path in ("", "/") else url
 
 
+# Updates of one webhook process handled at once; later ones wait their turn in arrival order.
+# Unbounded, a burst started every update together: they fought over the database pool and SQLite's
+# write lock (whose waiters sleep rather than queue) and throughput collapsed (bench/bench_load.py).
+UPDATE_CONCURRENCY = 16
+
+
+class BoundedRequestHandler(SimpleRequestHandler):
+    """aiogram's webhook handler (answers 200 at once, handles the update in the background) with
+    at most UPDATE_CONCURRENCY updates in progress."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._slots = asyncio.Semaphore(UPDATE_CONCURRENCY)
+
+    async def _background_feed_update(self, bot: Bot, update: dict[str, Any]) -> None:
+        async with self._slots:
+            await super()._background_feed_update(bot, update)
+
+
 def webhook_secret(settings: Settings) -> str:
     """WEBHOOK_SECRET, or a random one made once per start and shared by every worker process."""
     return (
@@ -205,11 +225,11 @@ def webhook_app(
     Updates are answered 200 at once and handled in the background (replies are Bot API calls,
     not the webhook's HTTP response), so a slow handler never makes Telegram redeliver.
     """
-    from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
+    from aiogram.webhook.aiohttp_server import setup_application
 
     secret = secret or webhook_secret(settings)
     app = web.Application()
-    SimpleRequestHandler(dispatcher=dp, bot=bot, secret_token=secret).register(
+    BoundedRequestHandler(dispatcher=dp, bot=bot, secret_token=secret).register(
         app, path=settings.webhook_path
     )
     setup_application(app, dp, bot=bot)
