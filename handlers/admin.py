@@ -41,6 +41,7 @@ from bot.render import edit_html, send_html
 from bot.report import Period, build_report, matcher_attributor, render_chart, render_html
 from bot.supervision_render import AdminCb, department_name, make_supervision_renderer
 from bot.templates import render
+from handlers.common import actor, callback_message, sender_id
 from handlers.feedback import Fresh
 from handlers.filters import RoleFilter, refuse_and_audit
 from knowledge.loader import CatalogError, load_catalog
@@ -48,7 +49,7 @@ from knowledge.matcher import Matcher
 from knowledge.schema import Catalog
 from models.cases import utc_now
 from models.crud import InputError
-from models.feedback import MAX_TEXT, REASON_LABELS, Announcement, Complaint, ComplaintStatus
+from models.feedback import MAX_TEXT, REASON_LABELS, Announcement, Complaint, ComplaintStatus, Rectification
 from models.questions import UnansweredQuestion
 from models.staff import Staff, StaffRole
 from models.supervision import (
@@ -97,10 +98,6 @@ class AdminFlow(StatesGroup):
     alias_item = State()  # data ad={q}: typing an item name for a question
 
 
-def actor(staff: Staff) -> str:
-    return f"staff:{staff.user_id}"
-
-
 def scope(staff: Staff) -> str | None:
     """The department whose tickets this staff member acts on; None: every department (admins)."""
     return None if staff.role == StaffRole.ADMIN.value else staff.department
@@ -116,10 +113,6 @@ def _b(text: str, cb: AdminCb) -> InlineKeyboardButton:
 
 def _kb(*rows: list[InlineKeyboardButton]) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(inline_keyboard=[r for r in rows if r])
-
-
-def _message(callback: CallbackQuery) -> Message | None:
-    return callback.message if isinstance(callback.message, Message) else None
 
 
 async def is_text(message: Message) -> bool:
@@ -173,11 +166,7 @@ async def show_complaint(
         status=ComplaintStatus(c.status).label,
         dept=lambda key: department_name(catalog, key),
     )
-    kb = complaint_keyboard(c, staff)
-    if callback is not None:
-        await edit_html(bot, _message(callback), chat_id, text, kb)
-    else:
-        await send_html(bot, chat_id, text, kb)
+    await edit_html(bot, callback_message(callback), chat_id, text, complaint_keyboard(c, staff))
 
 
 async def complaints_view(
@@ -218,7 +207,7 @@ async def complaints_list(
 ) -> None:
     await callback.answer()
     text, kb = await complaints_view(session, catalog, templates)
-    await edit_html(bot, _message(callback), callback.from_user.id, text, kb)
+    await edit_html(bot, callback_message(callback), callback.from_user.id, text, kb)
 
 
 @router.callback_query(AdminCb.filter(F.act == "as"))
@@ -231,7 +220,7 @@ async def assign_pick(
     rows.append([_b("返回", AdminCb(act="c", n=callback_data.n))])
     await edit_html(
         bot,
-        _message(callback),
+        callback_message(callback),
         callback.from_user.id,
         msg(templates, "assign_pick", number=callback_data.n),
         _kb(*rows),
@@ -275,31 +264,6 @@ async def close_start(
     await state.set_state(AdminFlow.outcome)
     await state.update_data(ad={"n": callback_data.n, "at": time.time()})
     await send_html(bot, callback.from_user.id, msg(templates, "outcome_prompt", number=callback_data.n))
-
-
-@router.message(StateFilter(AdminFlow.outcome), is_text, Fresh("ad"))
-async def close(
-    message: Message,
-    state: FSMContext,
-    session: AsyncSession,
-    staff: Staff,
-    catalog: Catalog,
-    templates: Environment,
-) -> None:
-    number = str(((await state.get_data()).get("ad") or {}).get("n", ""))
-    try:
-        c = await close_complaint(
-            session=session,
-            number=number,
-            outcome=message.text or "",
-            actor=actor(staff),
-            render=make_supervision_renderer(templates, catalog),
-        )
-    except InputError as e:
-        await message.answer(msg(templates, "refused", reason=str(e)))
-        return
-    await state.set_state(None)
-    await message.answer(msg(templates, "closed", number=c.number))
 
 
 # ---------------------------------------------------------------- /tickets (any staff)
@@ -362,6 +326,13 @@ async def tickets_view(
     return text, _kb(*rows) if rows else None
 
 
+async def _visible_complaint(session: AsyncSession, staff: Staff, number: str) -> Complaint | None:
+    """The complaint if this staff member may see it: admins every one, others those passed to them."""
+    c = await get_complaint(session=session, number=number)
+    mine = scope(staff)
+    return c if c is not None and (mine is None or c.assigned_department == mine) else None
+
+
 @staff_router.callback_query(AdminCb.filter(F.act == "c"))
 async def complaint_open(
     callback: CallbackQuery,
@@ -372,8 +343,8 @@ async def complaint_open(
     catalog: Catalog,
     templates: Environment,
 ) -> None:
-    c = await get_complaint(session=session, number=callback_data.n)
-    if c is None or (scope(staff) is not None and c.assigned_department != scope(staff)):
+    c = await _visible_complaint(session, staff, callback_data.n)
+    if c is None:
         await callback.answer(msg(templates, "not_yours"), show_alert=True)
         return
     await callback.answer()
@@ -389,8 +360,8 @@ async def complaint_photos(
     staff: Staff,
     templates: Environment,
 ) -> None:
-    c = await get_complaint(session=session, number=callback_data.n)
-    if c is None or (scope(staff) is not None and c.assigned_department != scope(staff)):
+    c = await _visible_complaint(session, staff, callback_data.n)
+    if c is None:
         await callback.answer(msg(templates, "not_yours"), show_alert=True)
         return
     await callback.answer()
@@ -410,8 +381,9 @@ async def text_start(
     await send_html(bot, callback.from_user.id, msg(templates, key, number=callback_data.n, limit=MAX_TEXT))
 
 
-@staff_router.message(StateFilter(AdminFlow.reply), is_text, Fresh("ad"))
-async def reply(
+@router.message(StateFilter(AdminFlow.outcome), is_text, Fresh("ad"))
+@staff_router.message(StateFilter(AdminFlow.reply, AdminFlow.fix), is_text, Fresh("ad"))
+async def prompt_answered(
     message: Message,
     state: FSMContext,
     session: AsyncSession,
@@ -419,21 +391,33 @@ async def reply(
     catalog: Catalog,
     templates: Environment,
 ) -> None:
+    """The text typed at an outcome (admins only), reply or fix prompt, for the ticket the prompt
+    was for. A refusal leaves the prompt open, so the text can be corrected and sent again."""
     number = str(((await state.get_data()).get("ad") or {}).get("n", ""))
+    text, by, notices = message.text or "", actor(staff), make_supervision_renderer(templates, catalog)
+    prompt = await state.get_state()
+    ticket: Complaint | Rectification
     try:
-        c = await reply_complaint(
-            session=session,
-            number=number,
-            text=message.text or "",
-            actor=actor(staff),
-            scope=scope(staff),
-            render=make_supervision_renderer(templates, catalog),
-        )
+        if prompt == AdminFlow.outcome.state:
+            done = "closed"
+            ticket = await close_complaint(
+                session=session, number=number, outcome=text, actor=by, render=notices
+            )
+        elif prompt == AdminFlow.reply.state:
+            done = "replied"
+            ticket = await reply_complaint(
+                session=session, number=number, text=text, actor=by, scope=scope(staff), render=notices
+            )
+        else:
+            done = "fixed"
+            ticket = await record_fix(
+                session=session, number=number, actor=by, scope=scope(staff), note=text, render=notices
+            )
     except InputError as e:
         await message.answer(msg(templates, "refused", reason=str(e)))
         return
     await state.set_state(None)
-    await message.answer(msg(templates, "replied", number=c.number))
+    await message.answer(msg(templates, done, number=ticket.number))
 
 
 @staff_router.callback_query(AdminCb.filter(F.act == "rc"))
@@ -455,33 +439,7 @@ async def callback_done(
         return
     await callback.answer(msg(templates, "called_back", number=rect.number))
     text, kb = await tickets_view(session, staff, catalog, templates)
-    await edit_html(bot, _message(callback), callback.from_user.id, text, kb)
-
-
-@staff_router.message(StateFilter(AdminFlow.fix), is_text, Fresh("ad"))
-async def fix(
-    message: Message,
-    state: FSMContext,
-    session: AsyncSession,
-    staff: Staff,
-    catalog: Catalog,
-    templates: Environment,
-) -> None:
-    number = str(((await state.get_data()).get("ad") or {}).get("n", ""))
-    try:
-        rect = await record_fix(
-            session=session,
-            number=number,
-            actor=actor(staff),
-            scope=scope(staff),
-            note=message.text or "",
-            render=make_supervision_renderer(templates, catalog),
-        )
-    except InputError as e:
-        await message.answer(msg(templates, "refused", reason=str(e)))
-        return
-    await state.set_state(None)
-    await message.answer(msg(templates, "fixed", number=rect.number))
+    await edit_html(bot, callback_message(callback), callback.from_user.id, text, kb)
 
 
 # ---------------------------------------------------------------- announcements
@@ -565,7 +523,7 @@ async def announce_confirm(
     await state.update_data(ann=None)
     if callback_data.act == "x" or not ann or not in_preview:
         key = "announce_cancelled" if callback_data.act == "x" else "announce_expired"
-        await edit_html(bot, _message(callback), callback.from_user.id, msg(templates, key))
+        await edit_html(bot, callback_message(callback), callback.from_user.id, msg(templates, key))
         return
     try:
         published = await publish_announcement(
@@ -580,7 +538,7 @@ async def announce_confirm(
         await send_html(bot, callback.from_user.id, msg(templates, "refused", reason=str(e)))
         return
     text = msg(templates, "published", recipients=published.recipients)
-    await edit_html(bot, _message(callback), callback.from_user.id, text)
+    await edit_html(bot, callback_message(callback), callback.from_user.id, text)
 
 
 # ---------------------------------------------------------------- /report
@@ -666,7 +624,7 @@ async def question_dismiss(
         return
     await callback.answer(msg(templates, "dismissed", text=q.text[:40]))
     text, kb = await unanswered_view(session, templates)
-    await edit_html(bot, _message(callback), callback.from_user.id, text, kb)
+    await edit_html(bot, callback_message(callback), callback.from_user.id, text, kb)
 
 
 @router.callback_query(AdminCb.filter(F.act == "qa"))
@@ -696,7 +654,11 @@ async def question_candidates(
     await state.set_state(AdminFlow.alias_item)
     await state.update_data(ad={"q": q.id, "at": time.time()})
     await edit_html(
-        bot, _message(callback), callback.from_user.id, msg(templates, "alias_pick", text=q.text), _kb(*rows)
+        bot,
+        callback_message(callback),
+        callback.from_user.id,
+        msg(templates, "alias_pick", text=q.text),
+        _kb(*rows),
     )
 
 
@@ -707,7 +669,7 @@ async def question_back(
     await callback.answer()
     await state.set_state(None)
     text, kb = await unanswered_view(session, templates)
-    await edit_html(bot, _message(callback), callback.from_user.id, text, kb)
+    await edit_html(bot, callback_message(callback), callback.from_user.id, text, kb)
 
 
 @router.callback_query(AdminCb.filter(F.act == "qi"))
@@ -726,7 +688,7 @@ async def question_attach_button(
     item = catalog.items[callback_data.k].name if 0 <= callback_data.k < len(catalog.items) else ""
     await state.set_state(None)
     text = await attach(session, staff, dispatcher, catalog, callback_data.i, item, templates)
-    await edit_html(bot, _message(callback), callback.from_user.id, text)
+    await edit_html(bot, callback_message(callback), callback.from_user.id, text)
 
 
 @router.message(StateFilter(AdminFlow.alias_item), is_text, Fresh("ad"))
@@ -896,9 +858,8 @@ def _write_atomic(path: Path, text: str) -> None:
 
 @denied_router.message(Command(*ADMIN_COMMANDS, *STAFF_COMMANDS))
 async def commands_denied(message: Message, session: AsyncSession, role: str, templates: Environment) -> None:
-    user_id = message.from_user.id if message.from_user else message.chat.id
     command = (message.text or "/").split()[0][1:].split("@")[0]
-    await refuse_and_audit(session=session, user_id=user_id, role=role, action=f"/{command}")
+    await refuse_and_audit(session=session, user_id=sender_id(message), role=role, action=f"/{command}")
     await message.answer(msg(templates, "denied", role=role))
 
 

@@ -29,10 +29,10 @@ from bot.render import (
     entry,
     item_keyboard,
     nav_keyboard,
-    resolve,
     send_html,
 )
 from bot.templates import render
+from handlers.common import pressed_entry
 from knowledge.matcher import Matcher, MatchResult
 from knowledge.schema import Catalog, Phone, Window
 from models.questions import mask_sensitive, record_unanswered
@@ -429,11 +429,9 @@ async def entry_button(
     templates: Environment,
     cards: Cards,
 ) -> None:
-    e = resolve(catalog, callback_data)
+    e = await pressed_entry(callback, callback_data, catalog, templates)
     if e is None:
-        await callback.answer(render(templates, "expired"), show_alert=True)
         return
-    await callback.answer()
     chat_id = chat_of(callback)
     kw: dict[str, Any] = {"catalog": catalog, "templates": templates, "state": state}
     act = callback_data.act

@@ -20,10 +20,10 @@ from bot.render import (
     check_keyboard,
     edit_html,
     entry,
-    resolve,
     send_html,
 )
 from bot.templates import render
+from handlers.common import pressed_entry
 from handlers.guide import department_of, phones_for, remember, window_for
 from knowledge.schema import Catalog, MaterialForm
 
@@ -78,11 +78,9 @@ async def start_check(
     catalog: Catalog,
     templates: Environment,
 ) -> None:
-    e = resolve(catalog, callback_data)
+    e = await pressed_entry(callback, callback_data, catalog, templates)
     if e is None:
-        await callback.answer(render(templates, "expired"), show_alert=True)
         return
-    await callback.answer()
     mats = checklist(catalog, e)
     chat_id = chat_of(callback)
     if not mats:

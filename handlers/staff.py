@@ -32,6 +32,7 @@ from bot.notices_render import make_notice_renderer
 from bot.render import edit_html, send_html
 from bot.templates import render
 from handlers.cases import case_number_in_text
+from handlers.common import actor, callback_message, sender_id
 from handlers.filters import RoleFilter, refuse_and_audit
 from knowledge.schema import Catalog
 from models.cases import Case, CaseStep
@@ -79,10 +80,6 @@ class Labels:
     LIST = "返回列表"
     FREE_TEXT = "✏️ 补充其他材料或说明"
     SEND_CORRECTION = "📨 发送一次性告知"
-
-
-def actor(staff: Staff) -> str:
-    return f"staff:{staff.user_id}"
 
 
 # ---------------------------------------------------------------- permissions and views
@@ -266,11 +263,7 @@ async def show_case(
         await send_html(bot, chat_id, render(templates, "staff/not_yours"))
         return False
     text, kb = await case_view(session, staff, *loaded, templates)
-    message = callback.message if callback and isinstance(callback.message, Message) else None
-    if message is not None:
-        await edit_html(bot, message, chat_id, text, kb)
-    else:
-        await send_html(bot, chat_id, text, kb)
+    await edit_html(bot, callback_message(callback), chat_id, text, kb)  # no button: sent anew
     return True
 
 
@@ -368,7 +361,7 @@ async def staff_button(
         await callback.answer()
         await state.set_state(None)
         text, kb = await list_view(session, staff, templates)
-        await edit_html(bot, _message(callback), chat_id, text, kb)
+        await edit_html(bot, callback_message(callback), chat_id, text, kb)
         return
     loaded = await load_case(session, staff, cb.n)
     if loaded is None:
@@ -396,7 +389,7 @@ async def staff_button(
         )
         await edit_html(
             bot,
-            _message(callback),
+            callback_message(callback),
             chat_id,
             render(templates, "staff/confirm_complete", number=case.number),
             kb,
@@ -510,15 +503,7 @@ async def _send_correction_picker(
         templates, "staff/correction", case=case, names=names, selected=selected, extra=fix.get("extra", [])
     )
     kb = correction_keyboard(case.number, int(fix.get("v", 0)), names, selected)
-    message = _message(callback) if callback is not None else None
-    if message is not None:
-        await edit_html(bot, message, chat_id, text, kb)
-    else:
-        await send_html(bot, chat_id, text, kb)
-
-
-def _message(callback: CallbackQuery | None) -> Message | None:
-    return callback.message if callback is not None and isinstance(callback.message, Message) else None
+    await edit_html(bot, callback_message(callback), chat_id, text, kb)
 
 
 def _plain(html_text: str) -> str:
@@ -531,8 +516,7 @@ def _plain(html_text: str) -> str:
 
 @denied_router.message(Command("cases"))
 async def cases_denied(message: Message, session: AsyncSession, role: str, templates: Environment) -> None:
-    user_id = message.from_user.id if message.from_user else message.chat.id
-    await refuse_and_audit(session=session, user_id=user_id, role=role, action="/cases")
+    await refuse_and_audit(session=session, user_id=sender_id(message), role=role, action="/cases")
     await message.answer(render(templates, "staff/denied"), parse_mode=ParseMode.HTML)
 
 

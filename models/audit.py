@@ -59,3 +59,20 @@ def audit(
     )
     session.add(row)
     return row
+
+
+async def commit_audited(
+    *,
+    session: AsyncSession,
+    actor: str,
+    action: str,
+    target: str = "",
+    details: dict[str, Any] | None = None,
+    now: dt.datetime | None = None,
+    outcome: str = "ok",
+) -> None:
+    """Audit the action and commit: the row lands in the same transaction as the change it records."""
+    audit(
+        session=session, actor=actor, action=action, outcome=outcome, target=target, details=details, now=now
+    )
+    await session.commit()

@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models.audit import audit
+from models.audit import audit, commit_audited
 from models.cases import Case, CaseEvent, CaseStep, utc_now
 from models.crud import InputError, RenderedNotice, get_case
 from models.feedback import (
@@ -101,7 +101,7 @@ async def _refuse(
     """
     if rollback:
         await session.rollback()
-    audit(
+    await commit_audited(
         session=session,
         actor=actor,
         action=action,
@@ -110,7 +110,6 @@ async def _refuse(
         now=now,
         details={"reason": reason},
     )
-    await session.commit()
     raise InputError(reason)
 
 
@@ -159,6 +158,20 @@ async def _notify(
     for k in range(0, len(chats), 1000):
         await session.exec(insert(table), params=[{**row, "chat_id": c} for c in chats[k : k + 1000]])  # type: ignore[call-overload]
     return len(chats)
+
+
+async def _tell_complaint(
+    session: AsyncSession,
+    render: SupervisionRender | None,
+    kind: str,
+    complaint: Complaint,
+    chat_ids: Iterable[int],
+    now: dt.datetime,
+) -> int:
+    """A complaint notice (new, assigned, reply, follow-up, closed) to each of `chat_ids`."""
+    return await _notify(
+        session, render, kind, {"complaint": complaint}, chat_ids, notice_kind=NoticeKinds.COMPLAINT, now=now
+    )
 
 
 async def staff_chats(*, session: AsyncSession, department: str | None) -> list[int]:
@@ -290,16 +303,14 @@ async def rate_case(
             notice_kind=NoticeKinds.RECTIFICATION,
             now=now,
         )
-    audit(
+    await commit_audited(
         session=session,
         actor=actor,
         action="rating.create",
-        outcome="ok",
         target=case.number,
         now=now,
         details={"stars": stars, "round": round, "rectification": rect_new.number if rect_new else None},
     )
-    await session.commit()
     return RateResult(rating, case, rect_new)
 
 
@@ -319,16 +330,14 @@ async def set_rating_reason(
     rating = await _own_rating(session, rating_id, chat_id)
     rating.reason, rating.updated_at = reason, now
     session.add(rating)
-    audit(
+    await commit_audited(
         session=session,
         actor=f"tg:{chat_id}",
         action="rating.reason",
-        outcome="ok",
         target=str(rating.id),
         now=now,
         details={"reason": reason},
     )
-    await session.commit()
     return rating
 
 
@@ -340,16 +349,14 @@ async def set_rating_text(
     rating = await _own_rating(session, rating_id, chat_id)
     rating.text, rating.updated_at = cleaned, now
     session.add(rating)
-    audit(
+    await commit_audited(
         session=session,
         actor=f"tg:{chat_id}",
         action="rating.text",
-        outcome="ok",
         target=str(rating.id),
         now=now,
         details={"length": len(cleaned)},
     )
-    await session.commit()
     return rating
 
 
@@ -388,6 +395,18 @@ async def get_rectification(*, session: AsyncSession, number: str) -> Rectificat
     return (await session.exec(select(Rectification).where(col(Rectification.number) == key))).first()
 
 
+async def _open_rectification(
+    session: AsyncSession, number: str, actor: str, action: str, scope: str | None, now: dt.datetime
+) -> Rectification:
+    """The ticket `scope` may act on, or a refusal (audited) as if there were none."""
+    rect = await get_rectification(session=session, number=number)
+    if rect is None or not _scope_check(rect.department, scope):
+        await _refuse(
+            session, actor=actor, action=action, target=number[:40], reason="没有这张整改工单", now=now
+        )
+    return rect
+
+
 async def record_callback(
     *,
     session: AsyncSession,
@@ -400,16 +419,7 @@ async def record_callback(
     """The department called the applicant back (回访). `scope`: the staff member's department, None
     for admins."""
     now = now or utc_now()
-    rect = await get_rectification(session=session, number=number)
-    if rect is None or not _scope_check(rect.department, scope):
-        await _refuse(
-            session,
-            actor=actor,
-            action="rectification.callback",
-            target=number[:40],
-            reason="没有这张整改工单",
-            now=now,
-        )
+    rect = await _open_rectification(session, number, actor, "rectification.callback", scope, now)
     if rect.status != RectificationStatus.OPEN.value:
         await _refuse(
             session,
@@ -424,16 +434,14 @@ async def record_callback(
     rect.callback_note = _clean_text(note, what="回访情况") if note and note.strip() else None
     rect.handled_by = actor[:100]
     session.add(rect)
-    audit(
+    await commit_audited(
         session=session,
         actor=actor,
         action="rectification.callback",
-        outcome="ok",
         target=rect.number,
         now=now,
         details={"on_time": local_date(now) <= rect.callback_due},
     )
-    await session.commit()
     return rect
 
 
@@ -449,16 +457,7 @@ async def record_fix(
 ) -> Rectification:
     """Record what was fixed; the applicant is told and may rate the case once more."""
     now = now or utc_now()
-    rect = await get_rectification(session=session, number=number)
-    if rect is None or not _scope_check(rect.department, scope):
-        await _refuse(
-            session,
-            actor=actor,
-            action="rectification.fix",
-            target=number[:40],
-            reason="没有这张整改工单",
-            now=now,
-        )
+    rect = await _open_rectification(session, number, actor, "rectification.fix", scope, now)
     if rect.status == RectificationStatus.FIXED.value:
         await _refuse(
             session,
@@ -487,16 +486,14 @@ async def record_fix(
             case_id=case.id,
             now=now,
         )
-    audit(
+    await commit_audited(
         session=session,
         actor=actor,
         action="rectification.fix",
-        outcome="ok",
         target=rect.number,
         now=now,
         details={"on_time": local_date(now) <= rect.fix_due, "notices": sent},
     )
-    await session.commit()
     return rect
 
 
@@ -592,25 +589,17 @@ async def file_complaint(
         updated_at=now,
     )
     session.add(complaint)
-    await _notify(
-        session,
-        render,
-        "complaint_new",
-        {"complaint": complaint},
-        await staff_chats(session=session, department=None),
-        notice_kind=NoticeKinds.COMPLAINT,
-        now=now,
+    await _tell_complaint(
+        session, render, "complaint_new", complaint, await staff_chats(session=session, department=None), now
     )
-    audit(
+    await commit_audited(
         session=session,
         actor=f"tg:{chat_id}",
         action="complaint.create",
-        outcome="ok",
         target=complaint.number,
         now=now,
         details={"department": department, "photos": len(photos)},
     )
-    await session.commit()
     return complaint
 
 
@@ -659,25 +648,22 @@ async def assign_complaint(
         complaint.status = ComplaintStatus.ASSIGNED.value
     complaint.updated_at = now
     session.add(complaint)
-    await _notify(
+    await _tell_complaint(
         session,
         render,
         "complaint_assigned",
-        {"complaint": complaint},
+        complaint,
         await staff_chats(session=session, department=department),
-        notice_kind=NoticeKinds.COMPLAINT,
-        now=now,
+        now,
     )
-    audit(
+    await commit_audited(
         session=session,
         actor=actor,
         action="complaint.assign",
-        outcome="ok",
         target=complaint.number,
         now=now,
         details={"department": department},
     )
-    await session.commit()
     return complaint
 
 
@@ -701,25 +687,15 @@ async def reply_complaint(
     complaint.status = ComplaintStatus.ANSWERED.value
     complaint.updated_at = now
     session.add(complaint)
-    sent = await _notify(
-        session,
-        render,
-        "complaint_reply",
-        {"complaint": complaint},
-        [complaint.chat_id],
-        notice_kind=NoticeKinds.COMPLAINT,
-        now=now,
-    )
-    audit(
+    sent = await _tell_complaint(session, render, "complaint_reply", complaint, [complaint.chat_id], now)
+    await commit_audited(
         session=session,
         actor=actor,
         action="complaint.reply",
-        outcome="ok",
         target=complaint.number,
         now=now,
         details={"on_time": local_date(now) <= complaint.promised_reply_date, "notices": sent},
     )
-    await session.commit()
     return complaint
 
 
@@ -767,24 +743,10 @@ async def follow_up_complaint(
     chats = await staff_chats(session=session, department=None)
     if complaint.assigned_department:
         chats += await staff_chats(session=session, department=complaint.assigned_department)
-    await _notify(
-        session,
-        render,
-        "complaint_follow_up",
-        {"complaint": complaint},
-        chats,
-        notice_kind=NoticeKinds.COMPLAINT,
-        now=now,
+    await _tell_complaint(session, render, "complaint_follow_up", complaint, chats, now)
+    await commit_audited(
+        session=session, actor=actor, action="complaint.follow_up", target=complaint.number, now=now
     )
-    audit(
-        session=session,
-        actor=actor,
-        action="complaint.follow_up",
-        outcome="ok",
-        target=complaint.number,
-        now=now,
-    )
-    await session.commit()
     return complaint
 
 
@@ -804,19 +766,10 @@ async def close_complaint(
     complaint.status = ComplaintStatus.CLOSED.value
     complaint.closed_at, complaint.closed_by, complaint.updated_at = now, actor[:100], now
     session.add(complaint)
-    await _notify(
-        session,
-        render,
-        "complaint_closed",
-        {"complaint": complaint},
-        [complaint.chat_id],
-        notice_kind=NoticeKinds.COMPLAINT,
-        now=now,
+    await _tell_complaint(session, render, "complaint_closed", complaint, [complaint.chat_id], now)
+    await commit_audited(
+        session=session, actor=actor, action="complaint.close", target=complaint.number, now=now
     )
-    audit(
-        session=session, actor=actor, action="complaint.close", outcome="ok", target=complaint.number, now=now
-    )
-    await session.commit()
     return complaint
 
 
@@ -883,16 +836,14 @@ async def publish_announcement(
         now=now,
     )
     session.add(ann)
-    audit(
+    await commit_audited(
         session=session,
         actor=f"staff:{user_id}",
         action="announcement.publish",
-        outcome="ok",
         target=str(ann.id),
         now=now,
         details={"recipients": ann.recipients, "document": bool(document_file_id)},
     )
-    await session.commit()
     return ann
 
 
@@ -947,16 +898,14 @@ async def dismiss_question(
     if question is None:
         raise InputError("这个问题已处理过了")
     await _review(session, question, "dismissed", None, actor, now)
-    audit(
+    await commit_audited(
         session=session,
         actor=actor,
         action="question.dismiss",
-        outcome="ok",
         target=str(question_id),
         now=now,
         details={"question": question.text[:100]},
     )
-    await session.commit()
     return question
 
 
@@ -975,16 +924,14 @@ async def mark_question_attached(
     if question is not None:
         await _review(session, question, "attached", item, actor, now)
         await session.delete(question)
-    audit(
+    await commit_audited(
         session=session,
         actor=actor,
         action="catalog.alias",
-        outcome="ok",
         target=item[:100],
         now=now,
         details={"alias": alias, "question_id": question_id},
     )
-    await session.commit()
 
 
 # --- rows for the window evaluation report (bot/report.py computes the figures) -----------------------
