@@ -26,7 +26,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from knowledge.schema import Catalog
-from models.audit import audit
+from models.audit import audit, commit_audited
 from models.cases import (
     Case,
     CaseEvent,
@@ -175,16 +175,14 @@ async def create_case(
             at=now,
         )
     )
-    audit(
+    await commit_audited(
         session=session,
         actor=actor,
         action="case.create",
-        outcome="ok",
         target=number,
         now=now,
         details={"item": case.item_name, "channel": channel},
     )
-    await session.commit()
     log.info("case %s accepted: %s via %s", number, case.item_name, channel)
     return NewCase(case, code, True)
 
@@ -602,7 +600,7 @@ async def _apply_once(
                     now=now,
                 )
                 queued += 1
-    audit(
+    await commit_audited(
         session=session,
         actor=actor,
         action="case.event",
@@ -611,7 +609,6 @@ async def _apply_once(
         now=now,
         details={"status": status.value, "department": dep_id, "event_id": event_id, "notices": queued},
     )
-    await session.commit()
     return EventResult(EventOutcome.APPLIED, case, ev, notices=queued)
 
 
@@ -657,7 +654,7 @@ async def _event_by_key(session: AsyncSession, event_id: str) -> CaseEvent | Non
 async def _refuse(
     session: AsyncSession, case: Case, actor: str, status_word: str, reason: str, now: dt.datetime
 ) -> EventResult:
-    audit(
+    await commit_audited(
         session=session,
         actor=actor,
         action="case.event",
@@ -666,7 +663,6 @@ async def _refuse(
         now=now,
         details={"status": str(status_word)[:40], "reason": reason},
     )
-    await session.commit()
     return EventResult(EventOutcome.REFUSED, case, reason=reason)
 
 
@@ -752,15 +748,15 @@ async def _verify(
     until = await locked_until(session=session, user_key=user_key, now=now)
     canonical = normalize_case_number(number) or ""
     if until is not None:
-        audit(session=session, actor=user_key, action=action, outcome="locked", target=canonical, now=now)
-        await session.commit()
+        await commit_audited(
+            session=session, actor=user_key, action=action, outcome="locked", target=canonical, now=now
+        )
         return LookupResult(LookupOutcome.LOCKED, locked_until=until)
     case = await get_case(session=session, number=canonical) if canonical else None
     # The factor check is a deliberate ~10 ms of scrypt: in a thread (hashlib releases the GIL), so
     # it neither stalls every other update on the event loop nor keeps the second core idle.
     if case is not None and await asyncio.to_thread(check, case):
-        audit(session=session, actor=user_key, action=action, outcome="ok", target=case.number, now=now)
-        await session.commit()
+        await commit_audited(session=session, actor=user_key, action=action, target=case.number, now=now)
         return LookupResult(LookupOutcome.OK, case)
     if case is None and burn:
         await asyncio.to_thread(burn_factor_check)
@@ -842,16 +838,14 @@ async def acknowledge_notice(
     notice.acknowledged_at = now
     session.add(notice)
     case = await session.get(Case, notice.case_id) if notice.case_id else None
-    audit(
+    await commit_audited(
         session=session,
         actor=f"tg:{chat_id}",
         action="notice.ack",
-        outcome="ok",
         target=case.number if case else str(notice.id),
         now=now,
         details={"kind": notice.kind},
     )
-    await session.commit()
     return True
 
 
@@ -992,16 +986,14 @@ async def add_staff(
     staff.name, staff.title, staff.department = name, (title or "").strip()[:100], dep_id
     staff.role, staff.active, staff.updated_at = role_enum.value, True, now
     session.add(staff)
-    audit(
+    await commit_audited(
         session=session,
         actor=actor,
         action="staff.add" if created else "staff.update",
-        outcome="ok",
         target=str(user_id),
         now=now,
         details={"role": role_enum.value, "department": dep_id},
     )
-    await session.commit()
     return staff, created
 
 
@@ -1041,6 +1033,5 @@ async def disable_staff(
         return None
     staff.active, staff.updated_at = False, now
     session.add(staff)
-    audit(session=session, actor=actor, action="staff.disable", outcome="ok", target=str(user_id), now=now)
-    await session.commit()
+    await commit_audited(session=session, actor=actor, action="staff.disable", target=str(user_id), now=now)
     return staff
