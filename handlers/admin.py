@@ -41,7 +41,7 @@ from bot.render import edit_html, send_html
 from bot.report import Period, build_report, matcher_attributor, render_chart, render_html
 from bot.supervision_render import AdminCb, department_name, make_supervision_renderer
 from bot.templates import render
-from handlers.common import actor, callback_message, sender_id
+from handlers.common import actor, callback_message, edit_pressed, sender_id
 from handlers.feedback import Fresh
 from handlers.filters import RoleFilter, refuse_and_audit
 from knowledge.loader import CatalogError, load_catalog
@@ -207,7 +207,7 @@ async def complaints_list(
 ) -> None:
     await callback.answer()
     text, kb = await complaints_view(session, catalog, templates)
-    await edit_html(bot, callback_message(callback), callback.from_user.id, text, kb)
+    await edit_pressed(bot, callback, text, kb)
 
 
 @router.callback_query(AdminCb.filter(F.act == "as"))
@@ -218,13 +218,7 @@ async def assign_pick(
     buttons = [_b(d.name, AdminCb(act="ad", n=callback_data.n, d=d.id)) for d in catalog.departments]
     rows = [buttons[k : k + 2] for k in range(0, len(buttons), 2)]
     rows.append([_b("返回", AdminCb(act="c", n=callback_data.n))])
-    await edit_html(
-        bot,
-        callback_message(callback),
-        callback.from_user.id,
-        msg(templates, "assign_pick", number=callback_data.n),
-        _kb(*rows),
-    )
+    await edit_pressed(bot, callback, msg(templates, "assign_pick", number=callback_data.n), _kb(*rows))
 
 
 @router.callback_query(AdminCb.filter(F.act == "ad"))
@@ -439,7 +433,7 @@ async def callback_done(
         return
     await callback.answer(msg(templates, "called_back", number=rect.number))
     text, kb = await tickets_view(session, staff, catalog, templates)
-    await edit_html(bot, callback_message(callback), callback.from_user.id, text, kb)
+    await edit_pressed(bot, callback, text, kb)
 
 
 # ---------------------------------------------------------------- announcements
@@ -523,7 +517,7 @@ async def announce_confirm(
     await state.update_data(ann=None)
     if callback_data.act == "x" or not ann or not in_preview:
         key = "announce_cancelled" if callback_data.act == "x" else "announce_expired"
-        await edit_html(bot, callback_message(callback), callback.from_user.id, msg(templates, key))
+        await edit_pressed(bot, callback, msg(templates, key))
         return
     try:
         published = await publish_announcement(
@@ -538,7 +532,7 @@ async def announce_confirm(
         await send_html(bot, callback.from_user.id, msg(templates, "refused", reason=str(e)))
         return
     text = msg(templates, "published", recipients=published.recipients)
-    await edit_html(bot, callback_message(callback), callback.from_user.id, text)
+    await edit_pressed(bot, callback, text)
 
 
 # ---------------------------------------------------------------- /report
@@ -624,7 +618,7 @@ async def question_dismiss(
         return
     await callback.answer(msg(templates, "dismissed", text=q.text[:40]))
     text, kb = await unanswered_view(session, templates)
-    await edit_html(bot, callback_message(callback), callback.from_user.id, text, kb)
+    await edit_pressed(bot, callback, text, kb)
 
 
 @router.callback_query(AdminCb.filter(F.act == "qa"))
@@ -653,13 +647,7 @@ async def question_candidates(
     rows.append([_b("返回", AdminCb(act="qb"))])
     await state.set_state(AdminFlow.alias_item)
     await state.update_data(ad={"q": q.id, "at": time.time()})
-    await edit_html(
-        bot,
-        callback_message(callback),
-        callback.from_user.id,
-        msg(templates, "alias_pick", text=q.text),
-        _kb(*rows),
-    )
+    await edit_pressed(bot, callback, msg(templates, "alias_pick", text=q.text), _kb(*rows))
 
 
 @router.callback_query(AdminCb.filter(F.act == "qb"))
@@ -669,7 +657,7 @@ async def question_back(
     await callback.answer()
     await state.set_state(None)
     text, kb = await unanswered_view(session, templates)
-    await edit_html(bot, callback_message(callback), callback.from_user.id, text, kb)
+    await edit_pressed(bot, callback, text, kb)
 
 
 @router.callback_query(AdminCb.filter(F.act == "qi"))
@@ -688,7 +676,7 @@ async def question_attach_button(
     item = catalog.items[callback_data.k].name if 0 <= callback_data.k < len(catalog.items) else ""
     await state.set_state(None)
     text = await attach(session, staff, dispatcher, catalog, callback_data.i, item, templates)
-    await edit_html(bot, callback_message(callback), callback.from_user.id, text)
+    await edit_pressed(bot, callback, text)
 
 
 @router.message(StateFilter(AdminFlow.alias_item), is_text, Fresh("ad"))

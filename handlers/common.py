@@ -3,10 +3,11 @@ sits under, and the catalog entry a button names."""
 
 from __future__ import annotations
 
-from aiogram.types import CallbackQuery, Message
+from aiogram import Bot
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from jinja2 import Environment
 
-from bot.render import Entry, EntryCb, resolve
+from bot.render import Entry, EntryCb, edit_html, resolve
 from bot.templates import render
 from knowledge.schema import Catalog
 from models.staff import Staff
@@ -25,6 +26,13 @@ def sender_id(message: Message) -> int:
 def callback_message(callback: CallbackQuery | None) -> Message | None:
     """The bot message a button sits under, when it can still be edited (None: send anew)."""
     return callback.message if callback is not None and isinstance(callback.message, Message) else None
+
+
+async def edit_pressed(
+    bot: Bot, callback: CallbackQuery, text: str, reply_markup: InlineKeyboardMarkup | None = None
+) -> None:
+    """Replace the message under the pressed button (sent anew to the presser when it can't be)."""
+    await edit_html(bot, callback_message(callback), callback.from_user.id, text, reply_markup)
 
 
 async def pressed_entry(
