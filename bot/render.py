@@ -120,7 +120,8 @@ def split_html(text: str, limit: int = TELEGRAM_LIMIT) -> list[str]:
         stack = _open_tags(carry, piece)
         parts.append(prefix + piece.rstrip("\n") + _closing(stack))
         carry = stack
-    return [p for p in parts if p.strip()]
+    # A part with no visible text (only tags and blanks) is refused by Telegram ("message text is empty").
+    return [p for p in parts if _TAG_RE.sub("", p).strip()]
 
 
 def chat_of(callback: CallbackQuery) -> int:

@@ -23,7 +23,7 @@ from bot.render import name_hash
 from bot.runtime import CONSOLE_BOT_ID
 from models.feedback import REASON_LABELS
 from tests.hostile.conftest import OTHER_CHAT, World
-from tests.hostile.strategies import ANY_CHAR, INJECTION, INVISIBLE, WORDS
+from tests.hostile.strategies import ANY_CHAR, INJECTION, INVISIBLE, WORDS, evenly
 
 SEP = ":"
 
@@ -69,7 +69,7 @@ def field_values(world: World) -> tuple[st.SearchStrategy[str], st.SearchStrateg
     # NUL first: PostgreSQL refuses it in text, SQLite does not.
     odd = st.one_of(st.just("\x00"), INVISIBLE.map(_no_sep))
     poisoned = st.builds(lambda v, ch: v + ch, st.sampled_from(real_text), odd)
-    texts = st.one_of(
+    texts = evenly(
         st.sampled_from(real_text),
         poisoned,
         st.text(ANY_CHAR, max_size=12).map(_no_sep),
@@ -77,7 +77,7 @@ def field_values(world: World) -> tuple[st.SearchStrategy[str], st.SearchStrateg
     )
     n_items = len(cat.items)
     real_ints = world.event_ids + world.rating_ids + world.announcement_ids + [n_items, len(cat.bundles)]
-    ints = st.one_of(
+    ints = evenly(
         st.sampled_from(real_ints).map(str),
         st.integers(-3, n_items + 3).map(str),
         st.sampled_from(["2147483648", "-9223372036854775809", "99999999999999999999", "1e3", "0x1f"]),
@@ -111,12 +111,12 @@ def well_formed(world: World) -> st.SearchStrategy[str]:
         ]  # every field is str or int
         return st.tuples(*fields).map(lambda vals: SEP.join([cls.__prefix__, *vals]))
 
-    return st.one_of(*[one(cls) for cls in CLASSES])
+    return evenly(*[one(cls) for cls in CLASSES])
 
 
 def callback_data(world: World) -> st.SearchStrategy[str | None]:
     prefix_junk = st.builds(lambda p, j: p + j, st.sampled_from(PREFIXES), st.text(ANY_CHAR, max_size=20))
-    data = st.one_of(
+    data = evenly(
         well_formed(world),
         st.builds(_mutate, well_formed(world), st.integers(0, 8), st.integers(0, 64), st.text(max_size=4)),
         prefix_junk,
@@ -172,8 +172,8 @@ def steps(world: World) -> st.SearchStrategy[list[Step]]:
         ),
     )
     real = st.builds(PressReal, st.integers(0, 40))
-    step = st.one_of(press, real, say, press, real)
-    return st.lists(step, min_size=1, max_size=6)
+    kinds: list[st.SearchStrategy[Step]] = [press, real, say, press, real]
+    return st.lists(evenly(*kinds), min_size=1, max_size=6)
 
 
 def _bot_message(world: World, uid: int, where: str, text: str) -> dict[str, Any] | None:
