@@ -150,11 +150,15 @@ def check_text(text: str | None, parse_mode: Any, limit: int = MESSAGE_LIMIT, wh
 
 
 def check_keyboard(markup: Any) -> list[str]:
-    """Inline buttons: a label, callback data within 64 bytes. Returns the callback data."""
+    """Inline buttons: a label, callback data within 64 bytes, at most 8 a row and 100 in all
+    (Telegram's limits, not in the Bot API text: REPLY_MARKUP_TOO_LONG beyond). Returns the data."""
     if not isinstance(markup, InlineKeyboardMarkup):
         return []
+    rows = markup.inline_keyboard
+    if any(len(row) > 8 for row in rows) or sum(len(row) for row in rows) > 100:
+        raise HtmlError(f"keyboard too large: {[len(row) for row in rows]}")
     data: list[str] = []
-    for row in markup.inline_keyboard:
+    for row in rows:
         for b in row:
             if not b.text.strip():
                 raise HtmlError("button without a label")
