@@ -192,6 +192,21 @@ async def deep_link(
     await send_status(bot, message.chat.id, result.case, session=session, templates=templates)
 
 
+async def not_private(message: Message) -> bool:
+    return message.chat.type != "private"
+
+
+# Before every lookup handler: a status (and the factor typed for it) must never be shown to a group.
+@router.message(not_private, Command("status", "mycases"))
+async def private_only(message: Message, templates: Environment) -> None:
+    await message.answer(render(templates, "cases/private_only"), parse_mode=ParseMode.HTML)
+
+
+@router.message(not_private, case_number_in_text)
+async def number_in_group(message: Message) -> None:
+    """Ignored: in a group a case number is conversation, not a request to this bot."""
+
+
 @router.message(Command("status"))
 async def status_cmd(
     message: Message, command: CommandObject, state: FSMContext, templates: Environment

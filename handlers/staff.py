@@ -29,7 +29,7 @@ from jinja2 import Environment
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.notices_render import make_notice_renderer
-from bot.render import edit_html, send_html
+from bot.render import DbId, edit_html, send_html
 from bot.templates import render
 from handlers.cases import case_number_in_text
 from handlers.common import actor, callback_message, sender_id
@@ -64,7 +64,7 @@ class StaffCb(CallbackData, prefix="w1"):
     act: str  # open | list | do | ask | fix | tog | txt | send | rej | back
     n: str = ""
     s: str = ""  # status word for do/ask
-    v: int = 0  # case version the button was shown for
+    v: DbId = 0  # case version the button was shown for; bounded so forged data can't overflow the DB
     i: int = -1  # material index for tog
 
 

@@ -177,3 +177,14 @@ async def test_acknowledge_button_is_recorded_once(
     await harness.press_data(f"a1:{notice.event_id}")
     assert harness.alerts() == ["已确认过，无需重复操作。"]
     assert (await queued())[-1].acknowledged_at is not None
+
+
+async def test_case_status_is_never_looked_up_in_a_group(harness: BotHarness, new_case: Maker) -> None:
+    number = (await new_case()).case.number
+    group = {"id": -100500, "type": "group", "title": "家庭群"}
+    await harness.say(f"/status {number}", chat=group)
+    assert "私聊" in harness.text() and number not in harness.text()
+    await harness.say(f"我的件 {number} 办到哪了", chat=group)
+    assert harness.texts() == []  # a number in group talk is not a request
+    await harness.say(FACTOR, chat=group)
+    assert "当前状态" not in harness.text()
