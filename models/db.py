@@ -78,7 +78,11 @@ def sync_engine(url: str) -> Engine:
 
 def async_engine(url: str) -> AsyncEngine:
     _, async_url = _urls(url)
-    engine = create_async_engine(async_url, pool_pre_ping=True)
+    # The ping before each checkout finds a PostgreSQL connection the server dropped (a restart).
+    # A SQLite file connection cannot go stale, and there the ping was four aiosqlite thread round
+    # trips per session: about 0.4 ms CPU of every update's ~1 ms session (bench/bench_load.py).
+    ping = make_url(async_url).get_backend_name() != "sqlite"
+    engine = create_async_engine(async_url, pool_pre_ping=ping)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     if engine.dialect.name == "postgresql":
