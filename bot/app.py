@@ -113,8 +113,13 @@ def build_dispatcher(
             else DbUpdateLedger(session_factory)
         )
         dp.update.outer_middleware(UpdateDedupe(ledger))
-    resolver = role_resolver or staff_role_resolver(session_factory)
-    dp.update.outer_middleware(RoleMiddleware(resolver, ttl=role_ttl))
+    if role_resolver is None:
+        # The staff resolver keeps one snapshot of all staff for role_ttl: no per-user cache on top,
+        # which would make a new member wait up to twice as long.
+        resolver, cache_ttl = staff_role_resolver(session_factory, ttl=role_ttl), 0.0
+    else:
+        resolver, cache_ttl = role_resolver, role_ttl
+    dp.update.outer_middleware(RoleMiddleware(resolver, ttl=cache_ttl))
     if settings.throttle_rate > 0:
         guard = ThrottleMiddleware(throttle or make_throttle(settings, storage, health))
         dp.message.outer_middleware(guard)

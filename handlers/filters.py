@@ -12,12 +12,15 @@ wants to tell them "no" puts a plain refusal router after it (see `refuse_and_au
 
 The cheap part runs for every update: `RoleMiddleware` (bot/middlewares.py) puts `role` in the
 data through `staff_role_resolver`, so a citizen's update is refused by comparing strings, without
-a second query. The Staff row is loaded fresh for staff updates: a member disabled with
+a query of its own. The Staff row is loaded fresh for staff updates: a member disabled with
 `yichuang staff disable` loses access with their next update, no restart or cache expiry needed.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Callable
 from typing import Any
 
 from aiogram.filters import Filter
@@ -27,18 +30,37 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.middlewares import CITIZEN, RoleResolver
 from models.audit import audit
-from models.crud import get_staff
+from models.crud import get_staff, list_staff
 from models.staff import StaffRole
 
 
-def staff_role_resolver(factory: async_sessionmaker[AsyncSession]) -> RoleResolver:
+def staff_role_resolver(
+    factory: async_sessionmaker[AsyncSession],
+    ttl: float = 30.0,
+    clock: Callable[[], float] = time.monotonic,
+) -> RoleResolver:
     """RoleMiddleware resolver: the active staff member's role ('window' | 'department' | 'admin'),
-    'citizen' for everyone else."""
+    'citizen' for everyone else.
+
+    Answers from a snapshot of all active staff (a center has tens to hundreds), read again when
+    it is `ttl` seconds old: one query per `ttl` instead of one per user, since under load nearly
+    every update came from a citizen the role cache had not seen yet (bench/bench_load.py). A new
+    member is thus recognised within `ttl` seconds, as before; RoleFilter re-reads the row."""
+    roles: dict[int, str] = {}
+    fresh_until = float("-inf")
+    lock = asyncio.Lock()  # updates arriving while the snapshot is read wait for that one read
 
     async def resolve(user_id: int) -> str:
-        async with factory() as session:
-            staff = await get_staff(session=session, user_id=user_id)
-            return staff.role if staff is not None else CITIZEN
+        nonlocal roles, fresh_until
+        if clock() >= fresh_until:
+            async with lock:
+                if clock() >= fresh_until:
+                    started = clock()
+                    async with factory() as session:
+                        staff = await list_staff(session=session, active_only=True)
+                    roles = {s.user_id: s.role for s in staff}
+                    fresh_until = started + ttl
+        return roles.get(user_id, CITIZEN)
 
     return resolve
 
