@@ -333,14 +333,19 @@ class DbUpdateLedger:
 
     Group commit: ids arriving while a write is in flight wait and go together in the next one,
     so under load one transaction serves many updates instead of each paying for its own commit.
+    Writes start at most every SPACING seconds: a write costs ~1.2 ms CPU on SQLite whatever its
+    size, and back to back under load they carried one or two ids each. An update waits at most
+    SPACING more; a lone update, long after the previous write, does not wait at all.
     """
 
     PURGE_EVERY = 600.0  # seconds
     BATCH = 500
+    SPACING = 0.01  # seconds
 
     def __init__(self, factory: async_sessionmaker[AsyncSession]):
         self.factory = factory
         self._purged = 0.0
+        self._last_write = float("-inf")
         self._waiting: list[tuple[int, int, asyncio.Future[bool]]] = []
         self._writer: asyncio.Task[None] | None = None
 
@@ -353,6 +358,10 @@ class DbUpdateLedger:
 
     async def _write(self) -> None:
         while self._waiting:
+            delay = self._last_write + self.SPACING - time.monotonic()
+            if delay > 0 and len(self._waiting) < self.BATCH:
+                await asyncio.sleep(delay)
+            self._last_write = time.monotonic()
             # Capped: SQLite allows some thousands of bound values in one statement.
             batch, self._waiting = self._waiting[: self.BATCH], self._waiting[self.BATCH :]
             try:
