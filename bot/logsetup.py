@@ -112,3 +112,9 @@ def setup_logging(level: str = "INFO", fmt: str = "plain") -> None:
     root.handlers[:] = [h for h in root.handlers if not isinstance(h, StderrHandler)]
     root.addHandler(make_handler(fmt))
     root.setLevel(level.upper())
+    # aiogram writes "Update id=… is handled. Duration …" at INFO for every update: a line per
+    # update, each masked and formatted, says nothing /metrics does not (updates, handler latency).
+    # Shown with LOG_LEVEL=DEBUG; its warnings and errors always are.
+    logging.getLogger("aiogram.event").setLevel(
+        logging.DEBUG if root.level <= logging.DEBUG else logging.WARNING
+    )
