@@ -41,7 +41,7 @@ from bot.render import edit_html, send_html
 from bot.report import Period, build_report, matcher_attributor, render_chart, render_html
 from bot.supervision_render import AdminCb, department_name, make_supervision_renderer
 from bot.templates import render
-from handlers.common import actor, callback_message, edit_pressed, sender_id
+from handlers.common import actor, callback_message, edit_pressed, is_command, sender_id
 from handlers.feedback import Fresh
 from handlers.filters import RoleFilter, refuse_and_audit
 from knowledge.loader import CatalogError, load_catalog
@@ -117,10 +117,6 @@ def _kb(*rows: list[InlineKeyboardButton]) -> InlineKeyboardMarkup:
 
 async def is_text(message: Message) -> bool:
     return message.text is not None and not message.text.startswith("/")
-
-
-async def is_command(message: Message) -> bool:
-    return (message.text or "").startswith("/")
 
 
 @staff_router.message(

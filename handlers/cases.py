@@ -31,6 +31,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.notices_render import AckCb
 from bot.render import send_html
 from bot.templates import render
+from handlers.common import sender_id
 from models.cases import NUMBER_IN_TEXT_RE, Case, normalize_case_number, parse_start_param
 from models.crud import (
     LookupOutcome,
@@ -176,7 +177,7 @@ async def deep_link(
     binding: tuple[str, str] | None,
 ) -> None:
     """One tap on the receipt's link: the code proves the receipt is in hand; the chat subscribes."""
-    user_id = message.from_user.id if message.from_user else message.chat.id
+    user_id = sender_id(message)
     number, code = binding if binding is not None else ("", "")
     result = await bind_chat(
         session=session, number=number, code=code, chat_id=message.chat.id, user_key=user_key(user_id)
@@ -260,7 +261,7 @@ async def factor(
         await message.answer(render(templates, "cases/ask_factor_again"), parse_mode=ParseMode.HTML)
         return
     number = str((await state.get_data()).get("lookup_number") or "")
-    user_id = message.from_user.id if message.from_user else message.chat.id
+    user_id = sender_id(message)
     result = await verify_lookup(session=session, number=number, factor=digits, user_key=user_key(user_id))
     if not result.ok or result.case is None:
         if result.outcome == LookupOutcome.LOCKED:

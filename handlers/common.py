@@ -18,6 +18,12 @@ def actor(staff: Staff) -> str:
     return f"staff:{staff.user_id}"
 
 
+# A coroutine, not a magic F filter: aiogram runs sync filters in a worker thread, which costs more
+# than the handler (bench/bench_dispatcher.py).
+async def is_command(message: Message) -> bool:
+    return (message.text or "").startswith("/")
+
+
 def sender_id(message: Message) -> int:
     # Channel posts and anonymous admins carry no from_user; the chat stands for the sender then.
     return message.from_user.id if message.from_user else message.chat.id

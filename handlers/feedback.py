@@ -41,6 +41,7 @@ from bot.supervision_render import (
     submit_keyboard,
 )
 from bot.templates import render
+from handlers.common import callback_message, is_command
 from knowledge.schema import Catalog
 from models.crud import InputError
 from models.feedback import MAX_PHOTOS, MAX_TEXT, REASON_LABELS
@@ -96,14 +97,6 @@ def msg(templates: Environment, key: str, **kw: Any) -> str:
     return render(templates, "feedback/msg", key=key, **kw)
 
 
-def _message(callback: CallbackQuery) -> Message | None:
-    return callback.message if isinstance(callback.message, Message) else None
-
-
-async def is_command(message: Message) -> bool:
-    return (message.text or "").startswith("/")
-
-
 @router.message(StateFilter(FeedbackFlow), is_command)
 async def command_leaves_the_flow(message: Message, state: FSMContext) -> None:
     """A command means the citizen moved on: drop the pending prompt, let the command answer."""
@@ -139,7 +132,7 @@ async def rate(
         await send_html(bot, chat_id, msg(templates, "refused", reason=str(e)))
         return
     await callback.answer("谢谢您的评价")
-    notice = _message(callback)
+    notice = callback_message(callback)
     if notice is not None:  # the stars are spent: take them off the notice
         try:
             await notice.edit_reply_markup(reply_markup=None)
@@ -172,7 +165,7 @@ async def reason(
     await callback.answer()
     if callback_data.k == "done":
         await state.set_state(None)
-        await edit_html(bot, _message(callback), chat_id, msg(templates, "rating_done"))
+        await edit_html(bot, callback_message(callback), chat_id, msg(templates, "rating_done"))
         return
     chosen = None
     if callback_data.k in REASON_LABELS:
@@ -187,7 +180,7 @@ async def reason(
     await state.set_state(FeedbackFlow.remark)
     await state.update_data(fb={"rating": callback_data.id, "at": time.time()})
     text = msg(templates, "remark_prompt", chosen=chosen, limit=MAX_TEXT)
-    await edit_html(bot, _message(callback), chat_id, text, remark_keyboard(callback_data.id))
+    await edit_html(bot, callback_message(callback), chat_id, text, remark_keyboard(callback_data.id))
 
 
 @router.message(StateFilter(FeedbackFlow.remark), is_text, Fresh("fb"))
@@ -230,7 +223,7 @@ async def complain_department(
     await state.set_state(FeedbackFlow.complaint_text)
     await state.update_data(cp={"dep": dep.id if dep else None, "at": time.time()})
     text = msg(templates, "complain_write", department=dep.name if dep else None, limit=MAX_TEXT)
-    await edit_html(bot, _message(callback), chat_of(callback), text)
+    await edit_html(bot, callback_message(callback), chat_of(callback), text)
 
 
 def _complaint_text_problem(text: str) -> str | None:
@@ -307,7 +300,7 @@ async def complaint_submit(
     if callback_data.act == "stop":
         await state.set_state(None)
         await state.update_data(cp=None)
-        await edit_html(bot, _message(callback), chat_id, msg(templates, "complain_cancelled"))
+        await edit_html(bot, callback_message(callback), chat_id, msg(templates, "complain_cancelled"))
         return
     if current != FeedbackFlow.complaint_photos.state or not cp.get("text"):
         await send_html(bot, chat_id, msg(templates, "complain_expired"))
@@ -333,7 +326,7 @@ async def complaint_submit(
         department=department_name(catalog, complaint.department) if complaint.department else None,
         center=catalog.center,
     )
-    await edit_html(bot, _message(callback), chat_id, text)
+    await edit_html(bot, callback_message(callback), chat_id, text)
 
 
 @router.callback_query(ComplainCb.filter(F.act == "fu"))

@@ -32,7 +32,7 @@ from bot.render import (
     send_html,
 )
 from bot.templates import render
-from handlers.common import pressed_entry
+from handlers.common import is_command, pressed_entry
 from knowledge.matcher import Matcher, MatchResult
 from knowledge.schema import Catalog, Phone, Window
 from models.questions import mask_sensitive, record_unanswered
@@ -332,12 +332,6 @@ async def start_with_payload(message: Message, catalog: Catalog, templates: Envi
     from handlers.start import send_welcome
 
     await send_welcome(message, catalog=catalog, templates=templates)
-
-
-# Filters are coroutine functions, not magic F filters: aiogram runs a sync filter in a worker
-# thread, and that hop cost more than matching and rendering together (bench/bench_dispatcher.py).
-async def is_command(message: Message) -> bool:
-    return (message.text or "").startswith("/")
 
 
 async def is_text(message: Message) -> bool:

@@ -20,6 +20,7 @@ from bot.render import (
     send_html,
 )
 from bot.templates import render
+from handlers.common import callback_message
 from knowledge.schema import Catalog
 
 router = Router(name=__name__)
@@ -95,7 +96,7 @@ async def nav(
     to = callback_data.to
     if to == "back":
         text, kb = departments_view(catalog, templates)
-        await edit_html(bot, _message(callback), chat_id, text, kb)
+        await edit_html(bot, callback_message(callback), chat_id, text, kb)
     elif to == "depts":
         text, kb = departments_view(catalog, templates)
         await send_html(bot, chat_id, text, kb)
@@ -122,8 +123,4 @@ async def department(
     text = render(templates, "department_items", department=dept, total=len(items), page=page, pages=pages)
     kb = department_items_keyboard(catalog, dept.id, dept.name, page)
     # Browsing edits one message in place instead of filling the chat with lists.
-    await edit_html(bot, _message(callback), chat_of(callback), text, kb)
-
-
-def _message(callback: CallbackQuery) -> Message | None:
-    return callback.message if isinstance(callback.message, Message) else None
+    await edit_html(bot, callback_message(callback), chat_of(callback), text, kb)
