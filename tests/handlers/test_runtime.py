@@ -60,6 +60,28 @@ def test_bare_console_bar_on_sample_catalog(tmp_path: Path) -> None:
     assert "申报材料" in proc.stdout and "食品经营许可申请书" in proc.stdout
 
 
+def test_console_piped_into_a_reader_that_quits_ends_quietly(tmp_path: Path) -> None:
+    """`yichuang console | head -3`: no traceback when the reader closes the pipe early."""
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'pipe.db'}"}
+    env.pop("BOT_TOKEN", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "console"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    proc.stdin.write("开饭馆要办什么证\n".encode() * 3)
+    proc.stdin.close()
+    proc.stdout.readline()
+    proc.stdout.close()  # the reader leaves after one line
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141
+    assert "Traceback" not in err and "BrokenPipeError" not in err
+
+
 def test_no_token_run_opens_console_and_says_how_to_connect(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
