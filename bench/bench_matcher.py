@@ -39,6 +39,8 @@ QUESTION_FILES = {
     "blind": ROOT / "bench/questions.blind.jsonl",
     # Written before the calibration and never fitted on: the check on questions nobody tuned for.
     "fresh": ROOT / "bench/questions.fresh.jsonl",
+    # A second blind set, written before anyone read the aliases or synonyms; measured, never fitted.
+    "blind2": ROOT / "bench/questions.blind2.jsonl",
 }
 
 

@@ -404,7 +404,7 @@ def test_confidence_follows_the_evidence(sample_matcher: Matcher) -> None:
     assert not sample_matcher.search("失业以后心情不好怎么调节自己的情绪").confident
 
 
-@pytest.mark.parametrize("name", ["questions.blind.jsonl", "questions.fresh.jsonl"])
+@pytest.mark.parametrize("name", ["questions.blind.jsonl", "questions.fresh.jsonl", "questions.blind2.jsonl"])
 def test_unseen_question_sets_meet_the_bars(sample_matcher: Matcher, name: str) -> None:
     rows = _eval_rows(BENCH / name)
     top1, top3, oos = _rates(sample_matcher, rows)
@@ -415,3 +415,47 @@ def test_unseen_question_sets_meet_the_bars(sample_matcher: Matcher, name: str) 
         res = sample_matcher.search(str(r["q"]))
         answered += bool(res.confident and res.best and res.best.name in r["expect"])
     assert answered / len(inscope) >= 0.85
+
+
+@pytest.mark.parametrize("question", ["你好", "在吗", "好的谢谢", "早上好", "你是机器人吗", "谁是你老板"])
+def test_greetings_and_small_talk_are_not_confident(sample_matcher: Matcher, question: str) -> None:
+    assert not sample_matcher.search(question).confident
+
+
+def test_a_greeting_before_the_question_changes_nothing(sample_matcher: Matcher) -> None:
+    result = sample_matcher.search("你好，在吗？身份证丢了怎么办")
+    assert result.confident and result.best is not None
+    assert result.best.name == "居民身份证申领、换领、补领"
+
+
+@pytest.mark.parametrize(
+    "question", ["身份证号码", "身份证号码查询", "公积金余额查询", "社保查询", "医保余额"]
+)
+def test_looking_up_a_record_is_not_confident(sample_matcher: Matcher, question: str) -> None:
+    # The catalog says how to apply for a card, not what a record holds.
+    assert not sample_matcher.search(question).confident
+
+
+@pytest.mark.parametrize("question", ["银行卡丢了", "驾照考试", "养老院", "邻居占了我家的宅基地怎么办"])
+def test_services_next_to_catalog_words_are_not_confident(sample_matcher: Matcher, question: str) -> None:
+    assert not sample_matcher.search(question).confident
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("社保卡丢了", "社会保障卡申领"),  # beside 银行卡丢了 above
+        ("驾照到期换证", "机动车驾驶证换证、补证"),  # beside 驾照考试
+        ("用公积金还房贷", "住房公积金提取"),  # repaying with the fund, not borrowing from it
+        ("营业执照地址变了要改吗", "企业变更登记"),  # not a new licence
+        ("股东要退股", "企业变更登记"),
+        ("房贷还清了要解押", "不动产抵押登记"),
+        ("我女人生了个娃要办啥", "新生儿出生一件事"),
+    ],
+)
+def test_everyday_wording_is_answered_with_confidence(
+    sample_matcher: Matcher, question: str, expected: str
+) -> None:
+    result = sample_matcher.search(question)
+    assert result.best is not None and result.best.name == expected, result.matches
+    assert result.confident
