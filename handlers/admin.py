@@ -8,6 +8,8 @@ Three routers, gated once each (handlers/filters.RoleFilter), never by an `if` i
 - `staff_router` (any staff): /tickets — their department's rectification tickets (record the
   callback and the fix) and complaints passed to them (reply).
 - `denied_router`: the same commands and buttons from anyone else get a plain refusal, audited.
+A department's staff pressing another department's ticket (a forged or stale button) is refused by
+models/supervision.py with Forbidden, in the same words as a missing ticket, and audited here.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from bot.supervision_render import AdminCb, department_name, make_supervision_re
 from bot.templates import render
 from handlers.common import actor, callback_message, edit_pressed, is_command, sender_id
 from handlers.feedback import Fresh
-from handlers.filters import RoleFilter, refuse_and_audit
+from handlers.filters import RoleFilter, audit_refusal, refuse_and_audit
 from knowledge.loader import CatalogError, load_catalog
 from knowledge.matcher import Matcher
 from knowledge.schema import Catalog
@@ -53,10 +55,10 @@ from models.feedback import MAX_TEXT, REASON_LABELS, Announcement, Complaint, Co
 from models.questions import UnansweredQuestion
 from models.staff import Staff, StaffRole
 from models.supervision import (
+    Forbidden,
     assign_complaint,
     close_complaint,
     dismiss_question,
-    get_complaint,
     list_complaints,
     list_rectifications,
     mark_question_attached,
@@ -66,6 +68,8 @@ from models.supervision import (
     record_fix,
     reply_complaint,
     report_rows,
+    visible_complaint,
+    visible_rectification,
 )
 from models.workdays import default_calendar, local_date
 
@@ -105,6 +109,14 @@ def scope(staff: Staff) -> str | None:
 
 def msg(templates: Environment, key: str, **kw: Any) -> str:
     return render(templates, "admin/msg", key=key, **kw)
+
+
+async def refuse_press(
+    callback: CallbackQuery, session: AsyncSession, staff: Staff, error: InputError
+) -> None:
+    """Answer a refused button with the model's reason; a permission refusal is also audited."""
+    await audit_refusal(session=session, user_id=staff.user_id, role=staff.role, error=error)
+    await callback.answer(str(error), show_alert=True)
 
 
 def _b(text: str, cb: AdminCb) -> InlineKeyboardButton:
@@ -240,7 +252,7 @@ async def assign(
             render=make_supervision_renderer(templates, catalog),
         )
     except InputError as e:
-        await callback.answer(str(e), show_alert=True)
+        await refuse_press(callback, session, staff, e)
         return
     await callback.answer(f"已转办{dep.name}")
     await show_complaint(bot, callback, callback.from_user.id, c, staff, catalog, templates)
@@ -316,13 +328,6 @@ async def tickets_view(
     return text, _kb(*rows) if rows else None
 
 
-async def _visible_complaint(session: AsyncSession, staff: Staff, number: str) -> Complaint | None:
-    """The complaint if this staff member may see it: admins every one, others those passed to them."""
-    c = await get_complaint(session=session, number=number)
-    mine = scope(staff)
-    return c if c is not None and (mine is None or c.assigned_department == mine) else None
-
-
 @staff_router.callback_query(AdminCb.filter(F.act == "c"))
 async def complaint_open(
     callback: CallbackQuery,
@@ -333,9 +338,12 @@ async def complaint_open(
     catalog: Catalog,
     templates: Environment,
 ) -> None:
-    c = await _visible_complaint(session, staff, callback_data.n)
-    if c is None:
-        await callback.answer(msg(templates, "not_yours"), show_alert=True)
+    try:
+        c = await visible_complaint(
+            session=session, number=callback_data.n, scope=scope(staff), action="complaint.view"
+        )
+    except InputError as e:
+        await refuse_press(callback, session, staff, e)
         return
     await callback.answer()
     await show_complaint(bot, None, callback.from_user.id, c, staff, catalog, templates)
@@ -343,16 +351,14 @@ async def complaint_open(
 
 @staff_router.callback_query(AdminCb.filter(F.act == "ph"))
 async def complaint_photos(
-    callback: CallbackQuery,
-    callback_data: AdminCb,
-    bot: Bot,
-    session: AsyncSession,
-    staff: Staff,
-    templates: Environment,
+    callback: CallbackQuery, callback_data: AdminCb, bot: Bot, session: AsyncSession, staff: Staff
 ) -> None:
-    c = await _visible_complaint(session, staff, callback_data.n)
-    if c is None:
-        await callback.answer(msg(templates, "not_yours"), show_alert=True)
+    try:
+        c = await visible_complaint(
+            session=session, number=callback_data.n, scope=scope(staff), action="complaint.photos"
+        )
+    except InputError as e:
+        await refuse_press(callback, session, staff, e)
         return
     await callback.answer()
     for file_id in c.photos:
@@ -361,10 +367,29 @@ async def complaint_photos(
 
 @staff_router.callback_query(AdminCb.filter(F.act.in_({"re", "rf"})))
 async def text_start(
-    callback: CallbackQuery, callback_data: AdminCb, bot: Bot, state: FSMContext, templates: Environment
+    callback: CallbackQuery,
+    callback_data: AdminCb,
+    bot: Bot,
+    state: FSMContext,
+    session: AsyncSession,
+    staff: Staff,
+    templates: Environment,
 ) -> None:
-    await callback.answer()
     reply = callback_data.act == "re"
+    # Checked at the press, not only when the text arrives: nobody writes a reply for nothing.
+    try:
+        if reply:
+            await visible_complaint(
+                session=session, number=callback_data.n, scope=scope(staff), action="complaint.reply"
+            )
+        else:
+            await visible_rectification(
+                session=session, number=callback_data.n, scope=scope(staff), action="rectification.fix"
+            )
+    except InputError as e:
+        await refuse_press(callback, session, staff, e)
+        return
+    await callback.answer()
     await state.set_state(AdminFlow.reply if reply else AdminFlow.fix)
     await state.update_data(ad={"n": callback_data.n, "at": time.time()})
     key = "reply_prompt" if reply else "fix_prompt"
@@ -404,6 +429,9 @@ async def prompt_answered(
                 session=session, number=number, actor=by, scope=scope(staff), note=text, render=notices
             )
     except InputError as e:
+        await audit_refusal(session=session, user_id=staff.user_id, role=staff.role, error=e)
+        if isinstance(e, Forbidden):  # e.g. passed to another department meanwhile: no retry helps
+            await state.set_state(None)
         await message.answer(msg(templates, "refused", reason=str(e)))
         return
     await state.set_state(None)
@@ -425,7 +453,7 @@ async def callback_done(
             session=session, number=callback_data.n, actor=actor(staff), scope=scope(staff)
         )
     except InputError as e:
-        await callback.answer(str(e), show_alert=True)
+        await refuse_press(callback, session, staff, e)
         return
     await callback.answer(msg(templates, "called_back", number=rect.number))
     text, kb = await tickets_view(session, staff, catalog, templates)
@@ -610,7 +638,7 @@ async def question_dismiss(
     try:
         q = await dismiss_question(session=session, question_id=callback_data.i, actor=actor(staff))
     except InputError as e:
-        await callback.answer(str(e), show_alert=True)
+        await refuse_press(callback, session, staff, e)
         return
     await callback.answer(msg(templates, "dismissed", text=q.text[:40]))
     text, kb = await unanswered_view(session, templates)

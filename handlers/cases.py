@@ -32,6 +32,7 @@ from bot.notices_render import AckCb
 from bot.render import send_html
 from bot.templates import render
 from handlers.common import sender_id
+from handlers.filters import refuse_and_audit
 from models.cases import NUMBER_IN_TEXT_RE, Case, normalize_case_number, parse_start_param
 from models.crud import (
     LookupOutcome,
@@ -45,7 +46,7 @@ from models.crud import (
     unsubscribe,
     verify_lookup,
 )
-from models.notices import Subscription
+from models.notices import Notice, Subscription
 from models.workdays import CHINA_TZ
 
 router = Router(name=__name__)
@@ -313,12 +314,28 @@ async def _update_keyboard(callback: CallbackQuery, number: str, *, subscribed: 
 
 @router.callback_query(AckCb.filter())
 async def acknowledge(
-    callback: CallbackQuery, callback_data: AckCb, session: AsyncSession, templates: Environment
+    callback: CallbackQuery, callback_data: AckCb, session: AsyncSession, role: str, templates: Environment
 ) -> None:
-    """我已知晓 under a 一次性告知: recorded once; the notice must have been sent to this chat."""
-    recorded = await acknowledge_notice(
-        session=session, event_pk=callback_data.e, chat_id=callback.from_user.id
-    )
+    """我已知晓 under a 一次性告知: recorded once; the notice must have been sent to this chat.
+    Anyone else (a forwarded notice, a forged button) gets words that say nothing about the notice
+    or the case, and the attempt is audited like other refusals."""
+    chat_id = callback.from_user.id
+    recorded = await acknowledge_notice(session=session, event_pk=callback_data.e, chat_id=chat_id)
+    if not recorded:
+        received = select(Notice.id).where(
+            col(Notice.event_id) == callback_data.e, col(Notice.chat_id) == chat_id
+        )
+        if (await session.exec(received)).first() is None:
+            await refuse_and_audit(
+                session=session,
+                user_id=chat_id,
+                role=role,
+                action="notice.ack",
+                target=str(callback_data.e),
+                kind="citizen.denied",
+            )
+            await callback.answer(render(templates, "cases/ack_denied"), show_alert=True)
+            return
     await callback.answer(render(templates, "cases/acknowledged" if recorded else "cases/ack_again"))
     if recorded and isinstance(callback.message, Message):
         try:

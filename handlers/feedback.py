@@ -41,14 +41,15 @@ from bot.supervision_render import (
     submit_keyboard,
 )
 from bot.templates import render
-from handlers.common import callback_message, is_command
+from handlers.common import callback_message, is_command, sender_id
+from handlers.filters import audit_refusal
 from knowledge.schema import Catalog
 from models.crud import InputError
 from models.feedback import MAX_PHOTOS, MAX_TEXT, REASON_LABELS
 from models.supervision import (
     file_complaint,
     follow_up_complaint,
-    get_complaint,
+    own_complaint,
     rate_case,
     set_rating_reason,
     set_rating_text,
@@ -97,6 +98,11 @@ def msg(templates: Environment, key: str, **kw: Any) -> str:
     return render(templates, "feedback/msg", key=key, **kw)
 
 
+async def audit_denied(session: AsyncSession, user_id: int, role: str, error: InputError) -> None:
+    """Audit the refusal when it is someone else's rating or ticket (a forged or forwarded button)."""
+    await audit_refusal(session=session, user_id=user_id, role=role, error=error, kind="citizen.denied")
+
+
 @router.message(StateFilter(FeedbackFlow), is_command)
 async def command_leaves_the_flow(message: Message, state: FSMContext) -> None:
     """A command means the citizen moved on: drop the pending prompt, let the command answer."""
@@ -114,6 +120,7 @@ async def rate(
     bot: Bot,
     state: FSMContext,
     session: AsyncSession,
+    role: str,
     catalog: Catalog,
     templates: Environment,
 ) -> None:
@@ -128,6 +135,7 @@ async def rate(
             render=make_supervision_renderer(templates, catalog),
         )
     except InputError as e:
+        await audit_denied(session, callback.from_user.id, role, e)
         await callback.answer()
         await send_html(bot, chat_id, msg(templates, "refused", reason=str(e)))
         return
@@ -159,6 +167,7 @@ async def reason(
     bot: Bot,
     state: FSMContext,
     session: AsyncSession,
+    role: str,
     templates: Environment,
 ) -> None:
     chat_id = chat_of(callback)
@@ -174,6 +183,7 @@ async def reason(
                 session=session, rating_id=callback_data.id, chat_id=chat_id, reason=callback_data.k
             )
         except InputError as e:
+            await audit_denied(session, callback.from_user.id, role, e)
             await send_html(bot, chat_id, msg(templates, "refused", reason=str(e)))
             return
         chosen = REASON_LABELS[callback_data.k]
@@ -184,7 +194,9 @@ async def reason(
 
 
 @router.message(StateFilter(FeedbackFlow.remark), is_text, Fresh("fb"))
-async def remark(message: Message, state: FSMContext, session: AsyncSession, templates: Environment) -> None:
+async def remark(
+    message: Message, state: FSMContext, session: AsyncSession, role: str, templates: Environment
+) -> None:
     fb = (await state.get_data()).get("fb") or {}
     try:
         await set_rating_text(
@@ -194,6 +206,7 @@ async def remark(message: Message, state: FSMContext, session: AsyncSession, tem
             text=message.text or "",
         )
     except InputError as e:
+        await audit_denied(session, sender_id(message), role, e)
         await message.answer(msg(templates, "bad_text", reason=str(e)))
         return
     await state.set_state(None)
@@ -336,13 +349,16 @@ async def follow_up_start(
     bot: Bot,
     state: FSMContext,
     session: AsyncSession,
+    role: str,
     templates: Environment,
 ) -> None:
     await callback.answer()
     chat_id = chat_of(callback)
-    complaint = await get_complaint(session=session, number=callback_data.n)
-    if complaint is None or complaint.chat_id != chat_id:
-        await send_html(bot, chat_id, msg(templates, "refused", reason="没有这张投诉工单"))
+    try:
+        complaint = await own_complaint(session=session, number=callback_data.n, chat_id=chat_id)
+    except InputError as e:
+        await audit_denied(session, callback.from_user.id, role, e)
+        await send_html(bot, chat_id, msg(templates, "refused", reason=str(e)))
         return
     if complaint.follow_up is not None or complaint.status != "answered":
         reason = "每张工单只能补充说明一次" if complaint.follow_up is not None else "该工单已办结"
@@ -355,7 +371,12 @@ async def follow_up_start(
 
 @router.message(StateFilter(FeedbackFlow.follow_up), is_text, Fresh("fu"))
 async def follow_up(
-    message: Message, state: FSMContext, session: AsyncSession, catalog: Catalog, templates: Environment
+    message: Message,
+    state: FSMContext,
+    session: AsyncSession,
+    role: str,
+    catalog: Catalog,
+    templates: Environment,
 ) -> None:
     fu = (await state.get_data()).get("fu") or {}
     try:
@@ -370,6 +391,7 @@ async def follow_up(
         if "太短" in str(e) or "不能超过" in str(e):
             await message.answer(msg(templates, "bad_text", reason=str(e)))
             return
+        await audit_denied(session, sender_id(message), role, e)
         await state.set_state(None)
         await message.answer(msg(templates, "refused", reason=str(e)))
         return

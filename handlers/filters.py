@@ -30,8 +30,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.middlewares import CITIZEN, RoleResolver
 from models.audit import audit
-from models.crud import get_staff, list_staff
+from models.crud import InputError, get_staff, list_staff
 from models.staff import StaffRole
+from models.supervision import Forbidden
 
 
 def staff_role_resolver(
@@ -93,14 +94,33 @@ class RoleFilter(Filter):
 
 
 async def refuse_and_audit(
-    *, session: AsyncSession, user_id: int, role: str, action: str, target: str = ""
+    *,
+    session: AsyncSession,
+    user_id: int,
+    role: str,
+    action: str,
+    target: str = "",
+    kind: str = "staff.denied",
 ) -> None:
-    """Record a refused attempt at a staff action (the caller sends the plain refusal text)."""
+    """Record a refused attempt (the caller sends the plain refusal text): a staff action by someone
+    without the role or the department, or with `kind="citizen.denied"` an applicant's press on a
+    notice, rating or complaint that is someone else's. Every such row has outcome "denied"."""
     audit(
         session=session,
         actor=f"tg:{user_id}",
-        action="staff.denied",
+        action=kind,
         outcome="denied",
         target=target,
         details={"attempt": action, "role": role},
     )
+
+
+async def audit_refusal(
+    *, session: AsyncSession, user_id: int, role: str, error: InputError, kind: str = "staff.denied"
+) -> None:
+    """Audit a refusal raised by models/supervision.py when it is for lack of permission (Forbidden);
+    a plain input mistake (an empty reply, a closed ticket) is not an access attempt."""
+    if isinstance(error, Forbidden):
+        await refuse_and_audit(
+            session=session, user_id=user_id, role=role, action=error.action, target=error.target, kind=kind
+        )

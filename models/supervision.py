@@ -4,7 +4,10 @@ window evaluation report is computed from. Small keyword-only async functions, l
 Every function that changes data commits its own transaction, with its AuditLog row and the
 notices it causes (transactional outbox: models/notices.enqueue_notice, never a direct send).
 A refusal is audited and committed, then raised as InputError whose str() is a short Chinese
-sentence to show as is.
+sentence to show as is. A refusal for lack of permission (another department's ticket, another
+person's complaint or rating) is raised as Forbidden instead and audited by the handler that catches
+it, which knows who pressed and with what role (handlers/filters.audit_refusal): one "denied" row
+like every other refused staff action, never a second row from here.
 
 Notice texts are rendered by the caller's `render(kind, context)` (the bot's templates), so this
 module knows nothing about Telegram. Kinds: rectification_new, rating_again, rating_reminder,
@@ -16,9 +19,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 from sqlalchemy import delete, insert
 from sqlalchemy.exc import IntegrityError
@@ -73,6 +76,22 @@ class NoticeKinds:
     RECTIFICATION = "rectification"
     COMPLAINT = "complaint"
     ANNOUNCEMENT = NoticeKind.ANNOUNCEMENT.value
+
+
+TicketT = TypeVar("TicketT", Complaint, Rectification)
+
+NO_COMPLAINT = "没有这张投诉工单"
+NO_RECTIFICATION = "没有这张整改工单"
+NOT_RATER = "只有关注了该办件的申请人可以评价（请先查询办件并关注）"
+
+
+class Forbidden(InputError):
+    """Refused for lack of permission, not for a mistake in the input. str() is the sentence a missing
+    ticket gets, so the refusal reveals nothing; `action` and `target` are for the audit row."""
+
+    def __init__(self, reason: str, *, action: str, target: str) -> None:
+        super().__init__(reason)
+        self.action, self.target = action, target[:40]
 
 
 def _clean_text(text: str | None, *, min_len: int = 1, what: str = "内容") -> str:
@@ -234,17 +253,12 @@ async def rate_case(
 
     if not 1 <= stars <= 5:
         raise InputError("评价请选择 1 到 5 颗星")
-    if case is None or case.id is None:
-        await refuse("没有找到这个办件")
-    subscribed = (
-        await session.exec(
-            select(Subscription.id).where(
-                col(Subscription.case_id) == case.id, col(Subscription.chat_id) == chat_id
-            )
-        )
-    ).first()
-    if subscribed is None:
-        await refuse("只有关注了该办件的申请人可以评价（请先查询办件并关注）")
+    subscription = select(Subscription.id).where(
+        col(Subscription.case_id) == (case.id if case else None), col(Subscription.chat_id) == chat_id
+    )
+    if case is None or case.id is None or (await session.exec(subscription)).first() is None:
+        # The same words for a number that does not exist: a forged button learns nothing.
+        raise Forbidden(NOT_RATER, action="rating.create", target=target)
     if case.status not in RATEABLE:
         await refuse("办件办结后才能评价")
     if not 1 <= round <= MAX_ROUNDS:
@@ -316,8 +330,10 @@ async def rate_case(
 
 async def _own_rating(session: AsyncSession, rating_id: int, chat_id: int) -> Rating:
     rating = await session.get(Rating, rating_id)
-    if rating is None or rating.chat_id != chat_id:
+    if rating is None:
         raise InputError("没有找到这条评价")
+    if rating.chat_id != chat_id:
+        raise Forbidden("没有找到这条评价", action="rating.edit", target=str(rating_id))
     return rating
 
 
@@ -395,16 +411,43 @@ async def get_rectification(*, session: AsyncSession, number: str) -> Rectificat
     return (await session.exec(select(Rectification).where(col(Rectification.number) == key))).first()
 
 
+async def _found(
+    session: AsyncSession,
+    lookup: Awaitable[TicketT],
+    *,
+    actor: str,
+    action: str,
+    number: str,
+    now: dt.datetime,
+) -> TicketT:
+    """The ticket `lookup` finds. A missing one is a refusal audited here; a Forbidden goes on to the
+    caller, who audits it with who pressed."""
+    try:
+        return await lookup
+    except Forbidden:
+        raise
+    except InputError as e:
+        await _refuse(session, actor=actor, action=action, target=number[:40], reason=str(e), now=now)
+
+
+async def visible_rectification(
+    *, session: AsyncSession, number: str, scope: str | None, action: str
+) -> Rectification:
+    """The ticket `scope` (a department; None: admins, every one) may act on. InputError when there
+    is none; Forbidden, with the same words, when it is another department's."""
+    rect = await get_rectification(session=session, number=number)
+    if rect is None:
+        raise InputError(NO_RECTIFICATION)
+    if not _scope_check(rect.department, scope):
+        raise Forbidden(NO_RECTIFICATION, action=action, target=rect.number)
+    return rect
+
+
 async def _open_rectification(
     session: AsyncSession, number: str, actor: str, action: str, scope: str | None, now: dt.datetime
 ) -> Rectification:
-    """The ticket `scope` may act on, or a refusal (audited) as if there were none."""
-    rect = await get_rectification(session=session, number=number)
-    if rect is None or not _scope_check(rect.department, scope):
-        await _refuse(
-            session, actor=actor, action=action, target=number[:40], reason="没有这张整改工单", now=now
-        )
-    return rect
+    lookup = visible_rectification(session=session, number=number, scope=scope, action=action)
+    return await _found(session, lookup, actor=actor, action=action, number=number, now=now)
 
 
 async def record_callback(
@@ -616,14 +659,37 @@ async def list_complaints(
     return list((await session.exec(query)).all())
 
 
+async def visible_complaint(
+    *, session: AsyncSession, number: str, scope: str | None, action: str
+) -> Complaint:
+    """The ticket `scope` (a department; None: admins, every one) may see and act on: department
+    staff only those passed to them. InputError when there is none; Forbidden, with the same words,
+    when it is another department's (or not passed to anyone yet)."""
+    complaint = await get_complaint(session=session, number=number)
+    if complaint is None:
+        raise InputError(NO_COMPLAINT)
+    if not _scope_check(complaint.assigned_department, scope):
+        raise Forbidden(NO_COMPLAINT, action=action, target=complaint.number)
+    return complaint
+
+
+async def own_complaint(*, session: AsyncSession, number: str, chat_id: int) -> Complaint:
+    """The ticket filed from `chat_id`. InputError when there is none; Forbidden, with the same
+    words, when it is someone else's."""
+    complaint = await get_complaint(session=session, number=number)
+    if complaint is None:
+        raise InputError(NO_COMPLAINT)
+    if complaint.chat_id != chat_id:
+        raise Forbidden(NO_COMPLAINT, action="complaint.follow_up", target=complaint.number)
+    return complaint
+
+
 async def _open_complaint(
     session: AsyncSession, number: str, actor: str, action: str, scope: str | None, now: dt.datetime
 ) -> Complaint:
-    complaint = await get_complaint(session=session, number=number)
-    if complaint is None or not _scope_check(complaint.assigned_department, scope):
-        await _refuse(
-            session, actor=actor, action=action, target=number[:40], reason="没有这张投诉工单", now=now
-        )
+    """The open ticket `scope` may act on; a missing or closed one is a refusal audited here."""
+    lookup = visible_complaint(session=session, number=number, scope=scope, action=action)
+    complaint = await _found(session, lookup, actor=actor, action=action, number=number, now=now)
     if complaint.status == ComplaintStatus.CLOSED.value:
         await _refuse(
             session, actor=actor, action=action, target=complaint.number, reason="该工单已办结", now=now
@@ -711,16 +777,10 @@ async def follow_up_complaint(
     """The citizen answers the reply, once."""
     now = now or utc_now()
     actor = f"tg:{chat_id}"
-    complaint = await get_complaint(session=session, number=number)
-    if complaint is None or complaint.chat_id != chat_id:
-        await _refuse(
-            session,
-            actor=actor,
-            action="complaint.follow_up",
-            target=number[:40],
-            reason="没有这张投诉工单",
-            now=now,
-        )
+    lookup = own_complaint(session=session, number=number, chat_id=chat_id)
+    complaint = await _found(
+        session, lookup, actor=actor, action="complaint.follow_up", number=number, now=now
+    )
     if complaint.status != ComplaintStatus.ANSWERED.value or complaint.follow_up is not None:
         reason = (
             "每张工单只能补充说明一次"
@@ -952,6 +1012,7 @@ class WorkUnit:
     outcome: str  # CaseStatus value of the case / step
     promised_days: int
     pauses: tuple[Pause, ...] = ()
+    days_unit: str = "working"  # how promised_days counts (knowledge.schema.DaysUnit)
 
     @property
     def corrected(self) -> bool:
@@ -1075,6 +1136,7 @@ async def report_rows(*, session: AsyncSession, start: dt.date, end: dt.date) ->
                 c.status,
                 c.promised_days,
                 pauses,
+                c.days_unit,
             )
         )
         for s in steps.get(cid, []):
@@ -1089,6 +1151,7 @@ async def report_rows(*, session: AsyncSession, start: dt.date, end: dt.date) ->
                     s.status,
                     c.promised_days,
                     pauses,
+                    c.days_unit,
                 )
             )
 

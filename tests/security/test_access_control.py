@@ -1,7 +1,7 @@
 """Access control as a table: every staff and admin action, tried by a citizen, by staff of another
 department and by a disabled staff member, is refused with a plain reply, changes nothing and leaves
-an audit row. The API refuses requests without the right token. Guessing case numbers reveals
-nothing and locks the guesser out."""
+exactly one "denied" audit row; so is an applicant's 我已知晓 pressed by someone else. The API refuses
+requests without the right token. Guessing case numbers reveals nothing and locks the guesser out."""
 
 from __future__ import annotations
 
@@ -25,22 +25,32 @@ from handlers.staff import StaffCb
 from knowledge.schema import Catalog
 from models.audit import AuditLog
 from models.cases import new_case_number
-from models.crud import disable_staff, get_case
+from models.crud import add_staff, disable_staff, get_case, subscribe
+from models.feedback import Complaint, Rectification
 from models.lockout import MAX_FAILURES
 from models.notices import Notice
+from models.supervision import (
+    NO_COMPLAINT,
+    NO_RECTIFICATION,
+    assign_complaint,
+    file_complaint,
+    get_rectification,
+    rate_case,
+)
 from tests.cases_handlers.conftest import FACTOR, FOOD
 from tests.conftest import BotHarness, HarnessMaker
 
 Maker = Callable[..., Awaitable[Any]]
 DB = tuple[AsyncEngine, async_sessionmaker[AsyncSession]]
 
-CITIZEN, OTHER_DEPT, DISABLED, OWNER = 601, 602, 603, 604
+CITIZEN, OTHER_DEPT, DISABLED, OWNER, APPLICANT, ADMIN = 601, 602, 603, 604, 605, 606
 STAFF_DENIED = "该功能仅限中心工作人员使用。"
 ADMIN_DENIED = {
     "这项功能只对中心工作人员开放。如需投诉或建议，请发送 /complain。",
     "这项功能只对中心管理员开放。",
 }
 NOT_YOURS = "没有找到这个办件，或不属于您所在部门。"
+ACK_DENIED = "这个按钮只对收到该通知的申请人有效。"
 
 
 def staff_buttons(number: str, version: int) -> list[str]:
@@ -91,18 +101,51 @@ async def case_state(db: DB, number: str) -> tuple[str, int]:
         return case.status, case.version
 
 
+async def everything(db: DB, number: str) -> tuple[Any, ...]:
+    """What a refused action must leave as it was: the case, and every complaint and rectification
+    ticket with the fields an action would write."""
+    async with db[1]() as s:
+        complaints = (await s.exec(select(Complaint).order_by(col(Complaint.id)))).all()
+        rects = (await s.exec(select(Rectification).order_by(col(Rectification.id)))).all()
+        return (
+            await case_state(db, number),
+            [(c.status, c.assigned_department, c.reply, c.outcome, c.updated_at) for c in complaints],
+            [(r.status, r.handled_by, r.fix_note, r.updated_at) for r in rects],
+        )
+
+
 def replies(h: BotHarness) -> list[str]:
     return h.texts() + h.alerts()
 
 
 @pytest.fixture
-async def world(db: DB, make_harness: HarnessMaker, new_case: Maker, staff_member: Maker) -> dict[Any, Any]:
+async def world(
+    db: DB,
+    make_harness: HarnessMaker,
+    bot_catalog: Catalog,
+    new_case: Maker,
+    move: Maker,
+    staff_member: Maker,
+) -> dict[Any, Any]:
     """A 食品经营 case (县市场监督管理局), its department's staff member, one of 消防 (another
-    department), one of the same department who gets disabled, and a citizen."""
+    department), one of the same department who gets disabled, and a citizen. The department also
+    has a complaint passed to it and a rectification ticket (a ★1 rating of another finished case)."""
     number = str((await new_case(item=FOOD)).case.number)
     await staff_member(OWNER, department="scjg")
     await staff_member(OTHER_DEPT, department="xf")
     await staff_member(DISABLED, department="scjg")
+    rated = (await new_case(item=FOOD)).case
+    await move(rated.number, "in_review")
+    await move(rated.number, "completed")
+    async with db[1]() as s:
+        await add_staff(session=s, catalog=bot_catalog, user_id=ADMIN, name="管理员", role="admin")
+        await subscribe(session=s, case=rated, chat_id=APPLICANT)
+        rect = (await rate_case(session=s, number=rated.number, chat_id=APPLICANT, stars=1)).rectification
+        assert rect is not None and rect.department == "scjg"
+        complaint = await file_complaint(
+            session=s, chat_id=APPLICANT, department="scjg", text="窗口工作人员态度生硬，材料说明不清楚"
+        )
+        await assign_complaint(session=s, number=complaint.number, department="scjg", actor=f"staff:{ADMIN}")
     # One dispatcher for everyone (handler routers belong to the newest one built), one chat each.
     dp = make_harness().dp
     chats = {uid: BotHarness(dp, user_id=uid) for uid in (CITIZEN, OTHER_DEPT, DISABLED, OWNER)}
@@ -112,21 +155,21 @@ async def world(db: DB, make_harness: HarnessMaker, new_case: Maker, staff_membe
     assert number in disabled.text()
     async with db[1]() as s:
         assert await disable_staff(session=s, user_id=DISABLED) is not None
-    return {"number": number, **chats}
+    return {"number": number, "complaint": complaint.number, "rect": rect.number, **chats}
 
 
 async def assert_refused(
     db: DB, h: BotHarness, actor: int, attempt: Callable[[], Awaitable[Any]], number: str, allowed: set[str]
 ) -> None:
-    before_case, before_audit, before_notices = (
-        await case_state(db, number),
+    before, before_audit, before_notices = (
+        await everything(db, number),
         await denied_rows(db, f"tg:{actor}"),
         await notices(db),
     )
     await attempt()
     said = replies(h)
     assert said and all(r in allowed for r in said), said
-    assert await case_state(db, number) == before_case
+    assert await everything(db, number) == before
     assert await notices(db) == before_notices
     assert await denied_rows(db, f"tg:{actor}") == before_audit + 1
 
@@ -167,6 +210,79 @@ async def test_admin_commands_and_buttons_are_refused_and_audited(
         await assert_refused(db, h, actor, partial(h.say, f"/{command}"), number, ADMIN_DENIED)
     for data in admin_buttons(acts):
         await assert_refused(db, h, actor, partial(h.press_data, data), number, ADMIN_DENIED)
+
+
+async def test_another_departments_tickets_are_refused_and_audited(db: DB, world: dict[Any, Any]) -> None:
+    """消防 staff pressing the buttons of a complaint passed to 县市场监督管理局 and of its
+    rectification ticket (forged or forwarded): the same words as for a ticket that does not exist,
+    nothing changes, one "denied" row each; and no reply prompt is left open to type into."""
+    h: BotHarness = world[OTHER_DEPT]
+    complaint, rect = world["complaint"], world["rect"]
+    presses = [AdminCb(act=a, n=complaint) for a in ("c", "ph", "re")]
+    presses += [AdminCb(act=a, n=rect) for a in ("rf", "rc")]
+    for cb in presses:
+        allowed = {NO_COMPLAINT if cb.n == complaint else NO_RECTIFICATION}
+        await assert_refused(db, h, OTHER_DEPT, partial(h.press_data, cb.pack()), world["number"], allowed)
+    before = await everything(db, world["number"])
+    await h.say("已核实情况，窗口已整改")  # not taken as a reply or a fix: just a question
+    assert await everything(db, world["number"]) == before
+    async with db[1]() as s:
+        rows = (await s.exec(select(AuditLog).where(col(AuditLog.actor) == f"tg:{OTHER_DEPT}"))).all()
+    attempts = [(r.action, r.target, (r.details or {}).get("attempt")) for r in rows]
+    assert attempts == [
+        ("staff.denied", complaint, "complaint.view"),
+        ("staff.denied", complaint, "complaint.photos"),
+        ("staff.denied", complaint, "complaint.reply"),
+        ("staff.denied", rect, "rectification.fix"),
+        ("staff.denied", rect, "rectification.callback"),
+    ]
+
+
+async def test_the_owning_department_works_its_tickets(db: DB, world: dict[Any, Any]) -> None:
+    """The control for the table above: the same buttons work for 县市场监督管理局's own staff."""
+    h: BotHarness = world[OWNER]
+    await h.press_data(AdminCb(act="c", n=world["complaint"]).pack())
+    assert "态度生硬" in h.text()
+    await h.press_data(AdminCb(act="rc", n=world["rect"]).pack())
+    assert h.alerts() == [f"已登记回访：{world['rect']}"]
+    async with db[1]() as s:
+        rect = await get_rectification(session=s, number=world["rect"])
+        assert rect is not None and rect.status == "called_back"
+    assert await denied_rows(db, f"tg:{OWNER}") == 0
+
+
+async def test_someone_elses_acknowledge_button_is_refused_neutrally_and_audited(
+    db: DB, world: dict[Any, Any], new_case: Maker, move: Maker
+) -> None:
+    case = (await new_case(item=FOOD)).case
+    async with db[1]() as s:
+        await subscribe(session=s, case=case, chat_id=APPLICANT)
+    await move(case.number, "in_review")
+    await move(case.number, "correction_required", missing_materials=["营业执照"])
+    async with db[1]() as s:
+        sent = (await s.exec(select(Notice).where(col(Notice.kind) == "correction_required"))).one()
+    assert sent.chat_id == APPLICANT
+    stranger: BotHarness = world[CITIZEN]
+    press = partial(stranger.press_data, f"a1:{sent.event_id}")
+    await assert_refused(db, stranger, CITIZEN, press, world["number"], {ACK_DENIED})
+    # Not a word about the case, and the same answer for a button that never existed.
+    await assert_refused(
+        db, stranger, CITIZEN, partial(stranger.press_data, "a1:987654"), world["number"], {ACK_DENIED}
+    )
+    async with db[1]() as s:
+        acked = await s.get(Notice, sent.id)
+        assert acked is not None and acked.acknowledged_at is None
+    applicant = BotHarness(stranger.dp, user_id=APPLICANT)
+    await applicant.press_data(f"a1:{sent.event_id}")
+    assert applicant.alerts() == ["已确认收到补正告知，感谢配合。"]
+    await assert_refused(db, stranger, CITIZEN, press, world["number"], {ACK_DENIED})  # still not theirs
+    async with db[1]() as s:
+        rows = (await s.exec(select(AuditLog).where(col(AuditLog.actor) == f"tg:{CITIZEN}"))).all()
+        assert {(r.action, r.outcome, (r.details or {}).get("attempt")) for r in rows} == {
+            ("citizen.denied", "denied", "notice.ack")
+        }
+        acked = await s.get(Notice, sent.id)
+        assert acked is not None and acked.acknowledged_at is not None
 
 
 # ---------------------------------------------------------------- integration API

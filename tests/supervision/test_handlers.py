@@ -13,6 +13,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.notices_render import make_notice_renderer
+from bot.supervision_render import AdminCb, RateCb
 from bot.templates import date_text
 from knowledge.loader import load_catalog
 from knowledge.schema import Catalog
@@ -140,7 +141,14 @@ async def test_someone_else_cannot_rate_the_case(
     notice = (await outbox(db, "completed"))[0]
     stranger = make_harness(user_id=999)
     await stranger.press_data(button(notice, "★1 非常不满意"))
-    assert "只有关注了该办件的申请人可以评价" in stranger.text()
+    said = stranger.text()
+    assert "只有关注了该办件的申请人可以评价" in said
+    await stranger.press_data(RateCb(c="YC260101ABCDEFGH0", s=1).pack())
+    assert stranger.text() == said  # a number that does not exist: the very same words
+    async with db[1]() as s:
+        assert (await s.exec(select(Rating))).all() == []
+        denied = (await s.exec(select(AuditLog).where(col(AuditLog.outcome) == "denied"))).all()
+    assert [(a.actor, a.action) for a in denied] == [("tg:999", "citizen.denied")] * 2
 
 
 async def test_after_the_fix_the_applicant_rates_once_more(
@@ -270,6 +278,62 @@ async def test_admin_assigns_replies_citizen_answers_back_once_admin_closes(
     } <= actions
 
 
+async def test_a_ticket_passed_elsewhere_meanwhile_refuses_the_typed_reply_and_audits_it(
+    make_harness: HarnessMaker, db: Db, staff: None
+) -> None:
+    """The department opened the reply prompt; before it typed, the office passed the ticket to
+    消防. The text reaches no one, the attempt is recorded, and the prompt is over."""
+    citizen = make_harness()
+    await citizen.say("/complain")
+    await citizen.press("县市场监督管理局")
+    await citizen.say("窗口工作人员态度生硬，材料说明不清楚")
+    await citizen.press("提交")
+    async with db[1]() as s:
+        number = (await s.exec(select(Complaint))).one().number
+    admin = BotHarness(citizen.dp, user_id=ADMIN)
+    await admin.press_data(AdminCb(act="ad", n=number, d="scjg").pack())
+    dept = BotHarness(citizen.dp, user_id=DEPT)
+    await dept.press_data(AdminCb(act="re", n=number).pack())
+    assert "请写下对工单" in dept.text()
+    await admin.press_data(AdminCb(act="ad", n=number, d="xf").pack())
+    await dept.say("已核实，已对窗口人员进行批评教育")
+    assert dept.text() == "没有这张投诉工单"
+    await dept.say("结婚登记要带什么")  # the prompt is over: a question again
+    assert "双方户口簿" in dept.text()
+    async with db[1]() as s:
+        c = (await s.exec(select(Complaint))).one()
+        denied = (await s.exec(select(AuditLog).where(col(AuditLog.outcome) == "denied"))).all()
+    assert (c.reply, c.assigned_department) == (None, "xf")
+    assert await outbox(db, "complaint", CITIZEN) == []
+    assert [(a.actor, a.target, (a.details or {}).get("attempt")) for a in denied] == [
+        (f"tg:{DEPT}", number, "complaint.reply")
+    ]
+
+
+async def test_someone_elses_answer_back_button_is_refused_and_audited(
+    make_harness: HarnessMaker, db: Db, staff: None
+) -> None:
+    citizen = make_harness()
+    await citizen.say("/complain")
+    await citizen.press("不清楚")
+    await citizen.say("办事大厅没有饮水机，老人排队很辛苦")
+    await citizen.press("提交")
+    async with db[1]() as s:
+        number = (await s.exec(select(Complaint))).one().number
+    admin = BotHarness(citizen.dp, user_id=ADMIN)
+    await admin.press_data(AdminCb(act="re", n=number).pack())
+    await admin.say("已在大厅东侧增设饮水机和休息座椅")
+    reply = (await outbox(db, "complaint", CITIZEN))[0]
+    stranger = BotHarness(citizen.dp, user_id=999)
+    await stranger.press_data(button(reply, "补充说明"))  # a forwarded reply
+    assert stranger.text() == "没有这张投诉工单"
+    await stranger.say("我也觉得座椅不够")  # no prompt was opened for them
+    async with db[1]() as s:
+        assert (await s.exec(select(Complaint))).one().follow_up is None
+        denied = (await s.exec(select(AuditLog).where(col(AuditLog.outcome) == "denied"))).all()
+    assert [(a.actor, a.action, a.target) for a in denied] == [("tg:999", "citizen.denied", number)]
+
+
 # ---------------------------------------------------------------- admin gate
 
 
@@ -294,8 +358,6 @@ async def test_department_staff_are_refused_admin_only_commands(
 
 
 async def test_forged_admin_button_is_refused(harness: BotHarness) -> None:
-    from bot.supervision_render import AdminCb
-
     await harness.press_data(AdminCb(act="pub").pack())
     assert harness.alerts() and "只对中心工作人员开放" in harness.alerts()[0]
 

@@ -100,7 +100,7 @@ async def test_fix_lets_the_applicant_rate_once_more(
     )
     assert made.rectification is not None
     number = made.rectification.number
-    with pytest.raises(InputError, match="没有这张整改工单"):  # another department's staff
+    with pytest.raises(supervision.Forbidden, match="没有这张整改工单"):  # another department's staff
         await supervision.record_callback(session=session, number=number, actor="staff:9", scope="wsjk")
     await supervision.record_callback(
         session=session, number=number, actor="staff:7001", scope="scjg", now=china(2026, 10, 20)
@@ -212,7 +212,7 @@ async def test_complaint_lifecycle_every_step_audited_and_told(
         await supervision.follow_up_complaint(
             session=session, number=c.number, chat_id=CITIZEN_CHAT, text="还没人理"
         )
-    with pytest.raises(InputError, match="没有这张投诉工单"):  # staff of another department
+    with pytest.raises(supervision.Forbidden, match="没有这张投诉工单"):  # staff of another department
         await supervision.reply_complaint(
             session=session, number=c.number, text="已核实情况", actor="staff:9", scope="wsjk"
         )
@@ -224,7 +224,7 @@ async def test_complaint_lifecycle_every_step_audited_and_told(
         scope="scjg",
         render=srender,
     )
-    with pytest.raises(InputError, match="没有这张投诉工单"):  # someone else's ticket
+    with pytest.raises(supervision.Forbidden, match="没有这张投诉工单"):  # someone else's ticket
         await supervision.follow_up_complaint(session=session, number=c.number, chat_id=1, text="我也有意见")
     await supervision.follow_up_complaint(
         session=session, number=c.number, chat_id=CITIZEN_CHAT, text="值班窗口在哪？", render=srender
@@ -367,3 +367,30 @@ async def test_rectification_list_is_per_department(
     assert [line.case_number for line in mine] == [food.number]
     assert len(await supervision.list_rectifications(session=session, department=None)) == 2
     assert (await session.exec(select(Rectification))).all()
+
+
+async def test_a_missing_ticket_is_a_mistake_another_departments_is_forbidden(
+    session: AsyncSession, staffed: None
+) -> None:
+    """Both get the same words; only the missing one is recorded here. The permission refusal is
+    recorded once, as "denied", by the handler that knows who pressed (tests/security)."""
+    c = await supervision.file_complaint(
+        session=session, chat_id=CITIZEN_CHAT, department="scjg", text="窗口中午不办理业务，白跑一趟"
+    )
+    await supervision.assign_complaint(
+        session=session, number=c.number, department="scjg", actor="staff:7002"
+    )
+    with pytest.raises(InputError, match="^没有这张投诉工单$") as missing:
+        await supervision.reply_complaint(
+            session=session, number="TS000000XXXX", text="已核实情况", actor="staff:7001", scope="scjg"
+        )
+    assert not isinstance(missing.value, supervision.Forbidden)
+    with pytest.raises(supervision.Forbidden, match="^没有这张投诉工单$") as foreign:
+        await supervision.reply_complaint(
+            session=session, number=c.number, text="已核实情况", actor="staff:9", scope="wsjk"
+        )
+    assert (foreign.value.action, foreign.value.target) == ("complaint.reply", c.number)
+    rows = [(a.actor, a.outcome) for a in await actions(session, "complaint.reply")]
+    assert rows == [("staff:7001", "refused")]
+    refreshed = await supervision.get_complaint(session=session, number=c.number)
+    assert refreshed is not None and refreshed.reply is None
