@@ -9,7 +9,11 @@ can be checked by hand on a fixed data set. Definitions (also printed in the rep
 - 办结: decided in the period (已办结 or 不予许可; for a department, when its own step was decided).
 - 用时: working days from acceptance to the decision, holidays and 调休 per the working-day
   calendar, minus the working days paused for corrections (补正时间不计入审批期限).
-- 按时: 用时 within the promised working days. 平均 and P90 (nearest rank) are over the 办结.
+- 按时: 用时 within the promised working days. A promise the law counts in calendar days or months
+  (离婚冷静期…) is on time when decided by its due date, computed as the case's own
+  (models.workdays.add_days: paused calendar days added, a due date on a day off moves to the next
+  working day). 用时 stays in working days for every case so averages compare.
+  平均 and P90 (nearest rank) are over the 办结.
 - 补正率: share of the 办结 that needed a correction at least once.
 - 满意率: share of ★4–5 among the ratings given in the period (a case's latest round counts);
   a bundle's rating counts for every department that worked on it.
@@ -37,7 +41,7 @@ from typing import Any, Protocol
 
 from jinja2 import Environment
 
-from knowledge.schema import Catalog
+from knowledge.schema import Catalog, DaysUnit
 from models.feedback import BAD_STARS, GOOD_STARS
 from models.lifecycle import CaseStatus
 from models.supervision import (
@@ -47,7 +51,7 @@ from models.supervision import (
     ReportRows,
     WorkUnit,
 )
-from models.workdays import WorkCalendar
+from models.workdays import Deadline, WorkCalendar
 
 DONE = frozenset({CaseStatus.COMPLETED.value, CaseStatus.PICKED_UP.value, CaseStatus.REJECTED.value})
 UNKNOWN_DEPARTMENT = "未指明部门"
@@ -152,6 +156,12 @@ class Figures:
 class Workdays(Protocol):
     def workdays_between(self, start: dt.date, end: dt.date) -> int: ...
 
+    def count_between(self, start: dt.date, end: dt.date, unit: DaysUnit = DaysUnit.WORKING) -> int: ...
+
+    def add_days(
+        self, start: dt.date, days: int, unit: DaysUnit = DaysUnit.WORKING, *, paused: int = 0
+    ) -> Deadline: ...
+
 
 class WorkdayIndex:
     """Cumulative working-day counts over the dates a report touches, so each "working days
@@ -184,18 +194,45 @@ class WorkdayIndex:
         assert self.first is not None
         return self.cum[(end - self.first).days] - self.cum[(start - self.first).days]
 
+    def count_between(self, start: dt.date, end: dt.date, unit: DaysUnit = DaysUnit.WORKING) -> int:
+        if unit == DaysUnit.WORKING:
+            return self.workdays_between(start, end)
+        return self.calendar.count_between(start, end, unit)
+
+    def add_days(
+        self, start: dt.date, days: int, unit: DaysUnit = DaysUnit.WORKING, *, paused: int = 0
+    ) -> Deadline:
+        return self.calendar.add_days(start, days, unit, paused=paused)
+
+
+def _paused(unit: WorkUnit, calendar: Workdays, days_unit: DaysUnit) -> int:
+    """Days paused for corrections before the decision, counted the way the promise counts."""
+    assert unit.finished is not None
+    return sum(
+        max(calendar.count_between(start, min(end or unit.finished, unit.finished), days_unit), 0)
+        for start, end in unit.pauses
+        if start < unit.finished
+    )
+
 
 def net_workdays(unit: WorkUnit, calendar: Workdays) -> int | None:
     """Working days from acceptance to decision, minus working days paused for corrections."""
     if unit.finished is None:
         return None
-    used = calendar.workdays_between(unit.accepted, unit.finished)
-    for start, end in unit.pauses:
-        if start >= unit.finished:
-            continue
-        stop = min(end or unit.finished, unit.finished)
-        used -= max(calendar.workdays_between(start, stop), 0)
+    used = calendar.workdays_between(unit.accepted, unit.finished) - _paused(unit, calendar, DaysUnit.WORKING)
     return max(used, 0)
+
+
+def on_time(unit: WorkUnit, calendar: Workdays) -> bool:
+    """Decided within the promise, in the unit the promise counts (see the module notes)."""
+    days_unit = DaysUnit(unit.days_unit)
+    if unit.finished is None:
+        return False
+    if days_unit == DaysUnit.WORKING:
+        used = net_workdays(unit, calendar)
+        return used is not None and used <= unit.promised_days
+    paused = _paused(unit, calendar, days_unit)
+    return unit.finished <= calendar.add_days(unit.accepted, unit.promised_days, days_unit, paused=paused).due
 
 
 def add_work(fig: Figures, units: Iterable[WorkUnit], period: Period, calendar: Workdays) -> None:
@@ -207,7 +244,7 @@ def add_work(fig: Figures, units: Iterable[WorkUnit], period: Period, calendar: 
             assert days is not None
             fig.finished += 1
             fig.days.append(days)
-            fig.on_time += days <= u.promised_days
+            fig.on_time += on_time(u, calendar)
             fig.corrected += u.corrected
 
 

@@ -17,7 +17,7 @@ from bot.render import TELEGRAM_LIMIT, entry, split_html, utf16_len
 from bot.templates import render
 from handlers.guide import Cards, candidate_entries, window_for
 from knowledge.matcher import Matcher
-from knowledge.schema import Catalog, days_text
+from knowledge.schema import Catalog
 
 router = Router(name=__name__)
 
@@ -47,12 +47,10 @@ async def inline_search(
             card = split_html(card, TELEGRAM_LIMIT - utf16_len(more))[0] + more
         w = window_for(catalog, e)
         if e.item is not None:
-            desc = f"{e.item.department} · 承诺{days_text(e.item.promised_days)}"
+            desc = f"{e.item.department} · 承诺{e.item.promised}"
         else:
             assert e.bundle is not None
-            desc = (
-                f"一件事 · 牵头：{e.bundle.lead_department} · 承诺{days_text(catalog.bundle_days(e.bundle))}"
-            )
+            desc = f"一件事 · 牵头：{e.bundle.lead_department} · 承诺{catalog.bundle_days(e.bundle)}"
         if w is not None:
             desc += f" · {w.number}号窗口"
         articles.append(

@@ -280,6 +280,8 @@ def describe_error(err: Any) -> str:
     if kind == "extra_forbidden":
         close = difflib.get_close_matches(last, _ALL_FIELDS, n=1)
         return "未知字段" + (f"（是不是「{close[0]}」？）" if close else "（拼写错误？）")
+    if kind == "enum" and last.endswith("_unit"):
+        return "时限单位只能是 working（工作日）、calendar（自然日）或 month（月）"
     if kind == "enum":
         return f"取值不在允许范围内（允许：{ctx.get('expected', '')}）"
     if kind in ("string_too_short", "too_short"):
@@ -291,7 +293,7 @@ def describe_error(err: Any) -> str:
         return f"最多 {ctx.get('max_length')} 个字"
     base = _PYDANTIC_MESSAGES.get(kind, err["msg"])
     if kind in ("int_parsing", "int_type") and last.endswith("_days"):
-        base += "（工作日天数；即办写 0）"
+        base += f"（整数，单位由 {last.removesuffix('_days')}_unit 指定，默认工作日；即办写 0）"
     if kind == "string_pattern_mismatch" and last == "id":
         base += "（小写字母开头，只用小写字母、数字和下划线，2—24 位）"
     return base

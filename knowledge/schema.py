@@ -61,6 +61,62 @@ class MaterialForm(StrEnum):
     ELECTRONIC = "电子"
 
 
+class DaysUnit(StrEnum):
+    """How a time limit is counted.
+
+    Most limits are working days (行政许可法 第八十二条 counts its own limits that way, and
+    promises are set in them). Other laws give calendar days or months: the 30-day 离婚冷静期
+    (民法典 第一千零七十七条) or three months for a private school (民办教育促进法). Stating them as
+    working days would tell a citizen a wrong date, so each limit carries its own unit.
+    """
+
+    WORKING = "working"  # 工作日
+    CALENDAR = "calendar"  # 自然日
+    MONTH = "month"  # 月
+
+    @property
+    def label(self) -> str:
+        return _UNIT_LABELS[self]
+
+
+_UNIT_LABELS = {DaysUnit.WORKING: "工作日", DaysUnit.CALENDAR: "自然日", DaysUnit.MONTH: "月"}
+
+
+@dataclass(frozen=True)
+class TimeLimit:
+    days: int  # a count of `unit`; 0 means 即办 (handled on the spot)
+    unit: DaysUnit = DaysUnit.WORKING
+
+    def __str__(self) -> str:
+        return days_text(self.days, self.unit)
+
+    def longer_than(self, other: TimeLimit) -> bool:
+        """Exact in one unit. Across units there is no exact answer without a start date, so they
+        are compared by an estimate (5 working days ≈ a week, a month ≈ 30 days); that is only
+        used to flag catalog data, while dates are always computed exactly by models.workdays."""
+        if self.unit == other.unit:
+            return self.days > other.days
+        return self._rough_calendar_days > other._rough_calendar_days
+
+    @property
+    def _rough_calendar_days(self) -> float:
+        return self.days * {DaysUnit.WORKING: 7 / 5, DaysUnit.CALENDAR: 1, DaysUnit.MONTH: 30}[self.unit]
+
+
+@dataclass(frozen=True)
+class BundleLimit:
+    """A bundle's overall limit. Members are reviewed in parallel, so it is the slowest member; when
+    members count in different units there is no exact "slowest" without a start date, so the
+    slowest of each unit is kept and a case falls due at the later of their dates."""
+
+    parts: tuple[TimeLimit, ...]
+
+    def __str__(self) -> str:
+        if len(self.parts) == 1:
+            return str(self.parts[0])
+        return "、".join(str(p) for p in self.parts) + "（分别计算，以较晚到期者为准）"
+
+
 class Material(_Strict):
     name: str = Field(min_length=1)
     form: MaterialForm = MaterialForm.ORIGINAL
@@ -90,9 +146,11 @@ class Item(_Strict):
     conditions: list[str] = Field(default_factory=list)
     materials: list[Material] = Field(default_factory=list)
     procedure: list[str] = Field(default_factory=list)
-    # Working days; 0 means 即办 (handled on the spot).
+    # Counted in the unit beside each (working days unless the law says otherwise); 0 means 即办.
     statutory_days: int = 0
+    statutory_unit: DaysUnit = DaysUnit.WORKING
     promised_days: int = 0
+    promised_unit: DaysUnit = DaysUnit.WORKING
     fees: list[Fee] = Field(default_factory=list)  # empty: 免费
     consult_phone: str | None = None
     supervise_phone: str | None = None
@@ -112,6 +170,14 @@ class Item(_Strict):
     def is_free(self) -> bool:
         return not self.fees
 
+    @property
+    def statutory(self) -> TimeLimit:
+        return TimeLimit(self.statutory_days, self.statutory_unit)
+
+    @property
+    def promised(self) -> TimeLimit:
+        return TimeLimit(self.promised_days, self.promised_unit)
+
 
 class Bundle(_Strict):
     name: str = Field(min_length=2)
@@ -121,6 +187,7 @@ class Bundle(_Strict):
     description: str | None = None
     # Overall promised limit; None: the longest member (members are reviewed in parallel).
     promised_days: int | None = None
+    promised_unit: DaysUnit = DaysUnit.WORKING
     aliases: list[str] = Field(default_factory=list)
     keywords: list[str] = Field(default_factory=list)
 
@@ -240,11 +307,17 @@ class Catalog:
     def bundle_fees(self, bundle: Bundle) -> list[BundleFee]:
         return [BundleFee(it.name, f) for it in self.members(bundle) for f in it.fees]
 
-    def bundle_days(self, bundle: Bundle) -> int:
+    def bundle_days(self, bundle: Bundle) -> BundleLimit:
         """Parallel review: the bundle takes as long as its slowest member, not the sum."""
         if bundle.promised_days is not None:
-            return bundle.promised_days
-        return max((i.promised_days for i in self.members(bundle)), default=0)
+            return BundleLimit((TimeLimit(bundle.promised_days, bundle.promised_unit),))
+        slowest: dict[DaysUnit, TimeLimit] = {}
+        for it in self.members(bundle):
+            if it.promised_days > 0:
+                prev = slowest.get(it.promised_unit)
+                if prev is None or it.promised_days > prev.days:
+                    slowest[it.promised_unit] = it.promised
+        return BundleLimit(tuple(slowest[u] for u in DaysUnit if u in slowest) or (TimeLimit(0),))
 
 
 def _material_key(name: str) -> str:
@@ -263,5 +336,9 @@ def _names_new(output: str, material: str) -> bool:
     return at >= 0 and material[max(0, at - 1) : at] != "原"
 
 
-def days_text(days: int) -> str:
-    return "即办" if days == 0 else f"{days}个工作日"
+def days_text(days: int, unit: DaysUnit = DaysUnit.WORKING) -> str:
+    if days == 0:
+        return "即办"
+    if unit == DaysUnit.CALENDAR:
+        return f"{days}日（自然日）"
+    return f"{days}个月" if unit == DaysUnit.MONTH else f"{days}个工作日"

@@ -2,7 +2,9 @@
 catalog folder, and export a catalog back to the very columns the import reads.
 
 One row is one item. Required columns: 事项名称, 实施部门, 申报材料, 收费标准, 法定时限, 承诺时限;
-the rest are optional. Columns may come in any order, unknown ones are ignored with a warning.
+the rest are optional. A time limit states its unit in the cell ("20个工作日", "30日（自然日）",
+"3个月"); a bare number ("20", "20日") takes the row's 时限单位 (工作日/自然日/月), else working days.
+Columns may come in any order, unknown ones are ignored with a warning.
 A bad row is reported (行号 + 列名 + 原因) and left out; the good rows are kept.
 """
 
@@ -27,6 +29,7 @@ from knowledge.loader import CatalogError, describe_error
 from knowledge.schema import (
     Catalog,
     Center,
+    DaysUnit,
     Department,
     Fee,
     Item,
@@ -34,11 +37,11 @@ from knowledge.schema import (
     Material,
     MaterialForm,
     Phone,
+    TimeLimit,
     Window,
     _material_key,
-    days_text,
 )
-from knowledge.validate import Origin, Origins, Problem, check_catalog
+from knowledge.validate import Origin, Origins, Problem, check_catalog, promise_exceeds
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +58,7 @@ _SYNONYMS = {
     "收费情况": "收费标准",
     "法定办结时限": "法定时限",
     "承诺办结时限": "承诺时限",
+    "时限计算单位": "时限单位",
     "窗口": "办理窗口",
     "窗口号": "办理窗口",
     "事项类别": "事项类型",
@@ -82,13 +86,15 @@ FIELD_COLUMNS = {
     "fees": "收费标准",
     "statutory_days": "法定时限",
     "promised_days": "承诺时限",
+    "statutory_unit": "时限单位",
+    "promised_unit": "时限单位",
     "consult_phone": "咨询电话",
     "supervise_phone": "监督电话",
     "aliases": "别名",
     "keywords": "关键词",
 }
 # Export order: reads like the six publicities, name first.
-COLUMNS = tuple(FIELD_COLUMNS.values())
+COLUMNS = tuple(dict.fromkeys(FIELD_COLUMNS.values()))
 OPTIONAL_COLUMNS = tuple(c for c in COLUMNS if c not in REQUIRED_COLUMNS)
 _HEADER_SCAN_ROWS = 10  # a title row or two above the header is common
 
@@ -120,23 +126,55 @@ _AMOUNT = re.compile(r"(?P<name>.*?)\s*[：:]?\s*(?P<amount>\d+(?:\.\d+)?)\s*元
 _RULE_WORDS = ("按", "每", "以上", "以下", "超过", "不超", "最高", "最低", "至", "/")
 
 
-def parse_days(text: str) -> int:
+_UNIT_WORDS = {
+    "工作日": DaysUnit.WORKING,
+    "自然日": DaysUnit.CALENDAR,
+    "日历日": DaysUnit.CALENDAR,
+    "月": DaysUnit.MONTH,
+    "个月": DaysUnit.MONTH,
+}
+# What follows the number in a cell; "" / 日 / 天 alone say nothing about the unit.
+_DAYS_SUFFIX = re.compile(
+    r"(?:个)?(?P<unit>工作日|自然日|日历日|月)?(?:日|天)?(?:\((?P<paren>自然日|日历日)\))?"
+)
+
+
+def parse_unit(text: str) -> DaysUnit | None:
+    """The 时限单位 cell: 工作日 / 自然日 / 月, or None when empty."""
     t = re.sub(r"\s+", "", text)
+    if not t:
+        return None
+    unit = _UNIT_WORDS.get(t)
+    if unit is None:
+        raise CellError(f"「{text}」不是时限单位，应写「工作日」「自然日」或「月」")
+    return unit
+
+
+def parse_days(text: str, unit: DaysUnit | None = None) -> TimeLimit:
+    """A 法定时限/承诺时限 cell. `unit` is the row's 时限单位: it applies to a bare number, and a
+    cell naming another unit is an error rather than a silent choice between the two."""
+    t = re.sub(r"\s+", "", text).replace("（", "(").replace("）", ")")
     if t in _INSTANT:
-        return 0
-    if "自然日" in t:
-        raise CellError(f"「{text}」是自然日，请换算成工作日")
-    m = re.fullmatch(r"(-?\d+)(?:\.0+)?(?:个)?(?:工作日|日|天)?", t)
-    if m is None:
-        raise CellError(f"无法识别「{text}」，应写成「20个工作日」或「即办」")
+        return TimeLimit(0)
+    m = re.fullmatch(r"(-?\d+)(?:\.0+)?(?P<rest>.*)", t)
+    suffix = _DAYS_SUFFIX.fullmatch(m.group("rest")) if m else None
+    if m is None or suffix is None or (suffix.group("unit") and suffix.group("paren")):
+        raise CellError(f"无法识别「{text}」，应写成「20个工作日」「30日（自然日）」「3个月」或「即办」")
     days = int(m.group(1))
     if days < 0:
         raise CellError(f"不能为负数（{text}）")
-    return days
+    word = suffix.group("unit") or suffix.group("paren")
+    said = _UNIT_WORDS[word] if word else None
+    if said is not None and unit is not None and said != unit:
+        raise CellError(f"「{text}」与时限单位「{unit.label}」不一致")
+    return TimeLimit(days, said or unit or DaysUnit.WORKING)
 
 
-def format_days(days: int) -> str:
-    return days_text(days)
+def format_unit(*limits: TimeLimit) -> str:
+    """The 时限单位 cell on export: the unit the row's limits share (即办 has none), else empty
+    (every exported limit names its unit in its own cell anyway)."""
+    units = {limit.unit for limit in limits if limit.days}
+    return units.pop().label if len(units) == 1 else ""
 
 
 def parse_material(line: str) -> Material:
@@ -490,15 +528,17 @@ def _row_item(number: int, values: dict[str, str], sheet: SheetImport) -> Item |
             seen.add(_material_key(m.name))
             unique.append(m)
     fees = parsed("收费标准", parse_fees, [])
-    days: dict[str, int] = {}
+    unit = parsed("时限单位", parse_unit, None)
+    limits: dict[str, TimeLimit] = {}
     for column in ("法定时限", "承诺时限"):
         if not values.get(column):
             fail(column, "不能为空（当场办结请写「即办」）")
         else:
-            days[column] = parsed(column, parse_days, 0)
-    statutory, promised = days.get("法定时限", 0), days.get("承诺时限", 0)
-    if statutory > 0 and promised > statutory:
-        fail("承诺时限", f"承诺时限（{days_text(promised)}）长于法定时限（{days_text(statutory)}）")
+            limits[column] = parsed(column, lambda text: parse_days(text, unit), TimeLimit(0))
+    statutory, promised = limits.get("法定时限", TimeLimit(0)), limits.get("承诺时限", TimeLimit(0))
+    too_long = promise_exceeds(statutory, promised)
+    if too_long:
+        fail("承诺时限", too_long)
     item_type = parse_type(values.get("事项类型", ""))
     if item_type is None:
         sheet.warnings.append(
@@ -519,8 +559,10 @@ def _row_item(number: int, values: dict[str, str], sheet: SheetImport) -> Item |
         "conditions": _lines(values.get("受理条件", "")),
         "materials": unique,
         "procedure": _lines(values.get("办理流程", "")),
-        "statutory_days": statutory,
-        "promised_days": promised,
+        "statutory_days": statutory.days,
+        "statutory_unit": statutory.unit,
+        "promised_days": promised.days,
+        "promised_unit": promised.unit,
         "fees": fees,
         "consult_phone": values.get("咨询电话") or None,
         "supervise_phone": values.get("监督电话") or None,
@@ -777,8 +819,9 @@ def item_row(it: Item) -> dict[str, str]:
         "申报材料": "\n".join(format_material(m) for m in it.materials),
         "办理流程": "\n".join(it.procedure),
         "收费标准": format_fees(it.fees),
-        "法定时限": format_days(it.statutory_days),
-        "承诺时限": format_days(it.promised_days),
+        "法定时限": str(it.statutory),
+        "承诺时限": str(it.promised),
+        "时限单位": format_unit(it.statutory, it.promised),
         "咨询电话": it.consult_phone or "",
         "监督电话": it.supervise_phone or "",
         "别名": "；".join(it.aliases),
@@ -842,6 +885,7 @@ _HELP = (
     "必填列：事项名称、实施部门、申报材料、收费标准、法定时限、承诺时限。",
     "申报材料：一行一种，可在括号里注明形式和份数，如「营业执照（复印件1份）」；不注明按原件1份。",
     "收费标准：「免费」，或「工本费20元」，多项用分号或换行分开；按规则收费的写「名称：规则」。",
-    "时限：「20个工作日」或「即办」。别名、关键词：用分号或换行分开。",
+    "时限：「20个工作日」「30日（自然日）」「3个月」或「即办」；只写数字的按「时限单位」列（工作日/自然日/月），该列空着按工作日。",
+    "别名、关键词：用分号或换行分开。",
     "导入：yichuang catalog import 表格.xlsx --out 目录；检查：yichuang catalog check 目录。",
 )

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from knowledge.schema import Bundle, Catalog, Item, Window, _material_key, days_text
+from knowledge.schema import Bundle, Catalog, Item, TimeLimit, Window, _material_key
 
 
 @dataclass(frozen=True)
@@ -182,13 +182,9 @@ def _check_item(
     for fld, days in (("statutory_days", it.statutory_days), ("promised_days", it.promised_days)):
         if days < 0:
             add(where, it.name, fld, f"时限不能为负数（{days}）")
-    if it.statutory_days > 0 and it.promised_days > it.statutory_days:
-        add(
-            where,
-            it.name,
-            "promised_days",
-            f"承诺时限（{days_text(it.promised_days)}）长于法定时限（{days_text(it.statutory_days)}）",
-        )
+    too_long = promise_exceeds(it.statutory, it.promised)
+    if too_long:
+        add(where, it.name, "promised_days", too_long)
     for n, f in enumerate(it.fees, start=1):
         if f.amount is None and not f.rule:
             add(
@@ -199,6 +195,14 @@ def _check_item(
             add(where, it.name, "related", "相关事项不能是自己")
         elif r not in known:
             add(where, it.name, "related", f"相关事项「{r}」不存在")
+
+
+def promise_exceeds(statutory: TimeLimit, promised: TimeLimit) -> str | None:
+    """The problem with a promise longer than the law allows, or None (also used by the sheet import)."""
+    if statutory.days == 0 or not promised.longer_than(statutory):
+        return None
+    rough = "（单位不同，按5个工作日约7日、1个月约30日估算）" if promised.unit != statutory.unit else ""
+    return f"承诺时限（{promised}）长于法定时限（{statutory}）{rough}"
 
 
 def _check_sample(

@@ -131,8 +131,12 @@ class CaseBase(SQLModel):
     channel: str = Field(max_length=16)  # where it was accepted: window | api | online …
     status: str = Field(default=CaseStatus.ACCEPTED.value, max_length=24, index=True)
     promised_days: int  # snapshot at acceptance: later catalog edits do not change a promise
+    # How promised_days counts (knowledge.schema.DaysUnit: working | calendar | month), snapshot too.
+    days_unit: str = Field(default="working", max_length=8, sa_column_kwargs={"server_default": "working"})
     promised_due_date: dt.date = Field(index=True)
-    paused_workdays: int = 0  # working days spent in 需补正 so far (already added to the due date)
+    # Days spent in 需补正 so far (already added to the due date): working days for a working-day
+    # promise, calendar days otherwise.
+    paused_workdays: int = 0
 
 
 class Case(CaseBase, table=True):

@@ -25,7 +25,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from knowledge.schema import Catalog
+from knowledge.schema import Catalog, DaysUnit, TimeLimit
 from models.audit import audit, commit_audited
 from models.cases import (
     Case,
@@ -120,7 +120,7 @@ async def create_case(
     external_id = (external_id or "").strip() or None
     if external_id is not None and len(external_id) > 100:
         raise InputError("external_id 不能超过 100 个字符")
-    kind, promised_days, steps = _plan_steps(catalog, (item_name or "").strip())
+    kind, limits, steps = _plan_steps(catalog, (item_name or "").strip())
 
     if external_id is not None:
         existing = await _by_external_id(session, external_id)
@@ -130,6 +130,7 @@ async def create_case(
     salt = new_salt()
     code = new_binding_code()
     today = local_date(now)
+    promise, due = cal.binding_limit(today, limits)
     number = await _unused_number(session, today)
     case = Case(
         number=number,
@@ -138,8 +139,9 @@ async def create_case(
         lead_department=next(s.department for s in steps if s.is_lead),
         channel=channel,
         status=CaseStatus.ACCEPTED.value,
-        promised_days=promised_days,
-        promised_due_date=cal.add_workdays(today, promised_days).due,
+        promised_days=promise.days,
+        days_unit=promise.unit.value,
+        promised_due_date=due.due,
         external_id=external_id,
         applicant_name=name,
         phone_masked=mask_phone(phone_digits),
@@ -187,15 +189,15 @@ async def create_case(
     return NewCase(case, code, True)
 
 
-def _plan_steps(catalog: Catalog, item_name: str) -> tuple[str, int, list[CaseStep]]:
-    """(kind, promised working days, one unsaved CaseStep per approving department)."""
+def _plan_steps(catalog: Catalog, item_name: str) -> tuple[str, tuple[TimeLimit, ...], list[CaseStep]]:
+    """(kind, the promised limits running in parallel, one unsaved CaseStep per approving department)."""
     item = catalog.item(item_name)
     if item is not None:
         dep_id, dep_name = _department_key(catalog, item.department)
         step = CaseStep(
             case_id=0, department=dep_id, department_name=dep_name, items=[item.name], is_lead=True
         )
-        return "item", item.promised_days, [step]
+        return "item", (item.promised,), [step]
     bundle = catalog.bundle(item_name)
     if bundle is None:
         raise InputError(f"「{item_name}」不是目录中的事项或一件事名称")
@@ -212,7 +214,7 @@ def _plan_steps(catalog: Catalog, item_name: str) -> tuple[str, int, list[CaseSt
         raise InputError(f"一件事「{item_name}」没有可办理的事项")
     if not any(s.is_lead for s in steps.values()):
         next(iter(steps.values())).is_lead = True
-    return "bundle", catalog.bundle_days(bundle), list(steps.values())
+    return "bundle", catalog.bundle_days(bundle).parts, list(steps.values())
 
 
 def _department_key(catalog: Catalog, name: str) -> tuple[str, str]:
@@ -325,6 +327,7 @@ def to_public(
         channel=case.channel,
         status=case.status,
         promised_days=case.promised_days,
+        days_unit=case.days_unit,
         promised_due_date=view.due,
         paused_workdays=case.paused_workdays,
         applicant_masked=mask_name(case.applicant_name),
@@ -622,11 +625,13 @@ def _move_case(
     if after == CaseStatus.CORRECTION_REQUIRED and before in CLOCK_RUNNING:
         case.paused_since = now
     elif before == CaseStatus.CORRECTION_REQUIRED and case.paused_since is not None:
-        # Days P+1..R are not counted (补正时间不计入): the promise moves by that many working days.
-        case.paused_workdays += max(cal.workdays_between(local_date(case.paused_since), local_date(now)), 0)
+        # Days P+1..R are not counted (补正时间不计入): the promise moves by that many days, counted
+        # the way the promise counts (working days, or calendar days for a calendar/month promise).
+        unit, paused = DaysUnit(case.days_unit), local_date(case.paused_since)
+        case.paused_workdays += max(cal.count_between(paused, local_date(now), unit), 0)
         case.paused_since = None
-        case.promised_due_date = cal.add_workdays(
-            case.accepted_date, case.promised_days + case.paused_workdays
+        case.promised_due_date = cal.add_days(
+            case.accepted_date, case.promised_days, unit, paused=case.paused_workdays
         ).due
     if after in (CaseStatus.COMPLETED, CaseStatus.REJECTED, CaseStatus.WITHDRAWN):
         case.closed_at = now

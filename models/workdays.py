@@ -1,8 +1,12 @@
 """Working days on the Chinese mainland calendar, for promised deadlines (承诺时限).
 
-Time limits in the catalog are counted in working days (工作日): weekends and statutory holidays do
-not count, and adjusted working weekends (调休上班) do. The national schedule comes from the
-maintained package `chinesecalendar`; models/workdays.yaml adds local days off / working days.
+Most time limits in the catalog are counted in working days (工作日): weekends and statutory
+holidays do not count, and adjusted working weekends (调休上班) do. The national schedule comes from
+the maintained package `chinesecalendar`; models/workdays.yaml adds local days off / working days.
+Some limits are calendar days or months in law (knowledge.schema.DaysUnit); they are counted as the
+民法典 counts periods (第二百零一条～第二百零三条): the start day does not count, a month ends on the
+same day number (or the month's last day), and a period whose last day is a day off ends on the
+next working day.
 
 chinesecalendar only knows years the State Council has announced. A deadline that reaches past
 them must still be given to the applicant, so it is computed from weekends, the fixed-date
@@ -15,6 +19,7 @@ time on Monday is accepted on Monday even though it is Monday 01:00 UTC.
 from __future__ import annotations
 
 import datetime as dt
+from calendar import monthrange
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -23,6 +28,8 @@ from typing import Any
 import chinese_calendar
 import yaml
 from chinese_calendar import constants as cc_constants
+
+from knowledge.schema import DaysUnit, TimeLimit
 
 CHINA_TZ = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
 DEFAULT_FILE = Path(__file__).resolve().parent / "workdays.yaml"
@@ -101,6 +108,36 @@ class WorkCalendar:
                 left -= 1
         return Deadline(day, self.is_provisional(start, day))
 
+    def add_days(
+        self, start: dt.date, days: int, unit: DaysUnit = DaysUnit.WORKING, *, paused: int = 0
+    ) -> Deadline:
+        """When a limit of `days` in `unit` counted from `start` falls due.
+
+        `paused`: days not counted (补正), in the unit `count_between` gives for this limit: working
+        days for a working-day limit, calendar days otherwise.
+        """
+        if unit == DaysUnit.WORKING:
+            return self.add_workdays(start, days + paused)
+        if days < 0 or paused < 0 or days > MAX_WORKDAYS:
+            raise ValueError(f"期限不合理：{days}")
+        if days == 0 and paused == 0:
+            return Deadline(start, self.is_provisional(start, start))  # 即办
+        day = _add_months(start, days) if unit == DaysUnit.MONTH else start + dt.timedelta(days=days)
+        day += dt.timedelta(days=paused)
+        while not self.is_workday(day):  # 民法典 第二百零三条: a period does not end on a day off
+            day += dt.timedelta(days=1)
+        return Deadline(day, self.is_provisional(start, day))
+
+    def count_between(self, start: dt.date, end: dt.date, unit: DaysUnit = DaysUnit.WORKING) -> int:
+        """Days d with start < d <= end as a limit in `unit` counts them: working days for a
+        working-day limit, calendar days for the others (a pause of a month-long limit is days)."""
+        return self.workdays_between(start, end) if unit == DaysUnit.WORKING else (end - start).days
+
+    def binding_limit(self, start: dt.date, limits: tuple[TimeLimit, ...]) -> tuple[TimeLimit, Deadline]:
+        """Of limits running in parallel from `start`, the one that falls due last, with its date."""
+        dues = [(limit, self.add_days(start, limit.days, limit.unit)) for limit in limits]
+        return max(dues, key=lambda pair: pair[1].due)
+
     def workdays_between(self, start: dt.date, end: dt.date) -> int:
         """Working days d with start < d <= end; negative when end is before start.
 
@@ -124,6 +161,13 @@ class WorkCalendar:
 def default_calendar() -> WorkCalendar:
     """The packaged calendar (national data + models/workdays.yaml), loaded once per process."""
     return WorkCalendar.from_file()
+
+
+def _add_months(start: dt.date, months: int) -> dt.date:
+    """The same day number `months` later, or that month's last day (民法典 第二百零二条)."""
+    year, month0 = divmod(start.month - 1 + months, 12)
+    year += start.year
+    return dt.date(year, month0 + 1, min(start.day, monthrange(year, month0 + 1)[1]))
 
 
 def _as_date(value: Any) -> dt.date | None:

@@ -10,7 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from knowledge.schema import Catalog
+from bot.templates import make_templates
+from bot.templates import render as render_template
+from knowledge.schema import Bundle, Catalog, DaysUnit, Item, Material
 from models import crud
 from models.audit import AuditLog
 from models.cases import Case, CaseEvent
@@ -300,6 +302,94 @@ async def test_correction_pause_moves_the_due_date_by_the_paused_working_days(
     assert resumed.promised_due_date == dt.date(2026, 3, 20)  # Mon 03-16 + 4 working days
     view = crud.deadline_view(resumed, today=dt.date(2026, 3, 10), calendar=calendar)
     assert not view.paused and view.working_days_left == 8
+
+
+DIVORCE = "离婚登记"
+
+
+def with_calendar_item(catalog: Catalog, days: int = 30) -> Catalog:
+    """The case catalog plus a 离婚登记 whose promise is the 30-day 冷静期, counted in calendar days."""
+    divorce = Item(
+        name=DIVORCE,
+        code="M1",
+        department="县市场监督管理局",
+        statutory_days=days,
+        statutory_unit=DaysUnit.CALENDAR,
+        promised_days=days,
+        promised_unit=DaysUnit.CALENDAR,
+        materials=[Material(name="结婚证")],
+    )
+    both = Bundle(name="离婚与开店", lead_department="县市场监督管理局", items=[FOOD, DIVORCE])
+    return Catalog(
+        catalog.center,
+        catalog.departments,
+        catalog.windows,
+        [*catalog.items, divorce],
+        [*catalog.bundles, both],
+    )
+
+
+async def test_calendar_day_case_counts_weekends_and_holidays(
+    session: AsyncSession, catalog: Catalog, calendar: WorkCalendar
+) -> None:
+    # Accepted Tue 09-01: the 30th day is 10-01 (国庆), so the promise ends on the next working day.
+    case, _ = await new_case(
+        session, with_calendar_item(catalog), calendar, item=DIVORCE, now=china(2026, 9, 1)
+    )
+    assert (case.promised_days, case.days_unit) == (30, "calendar")
+    assert case.promised_due_date == dt.date(2026, 10, 8)  # as 30 working days it would be 10-19
+    public = crud.to_public(case, [], today=dt.date(2026, 9, 30), calendar=calendar)
+    assert public.days_unit == "calendar" and public.working_days_left == 1  # 10-08 is the only one
+    status = render_template(make_templates(), "cases/status", case=public, subscribed=False)
+    assert "承诺办结日期：2026年10月8日" in status and "依法按日历日计算" in status
+    working, _ = await new_case(session, catalog, calendar)
+    ordinary = render_template(
+        make_templates(), "cases/status", case=crud.to_public(working, []), subscribed=False
+    )
+    assert "依法按日历日计算" not in ordinary
+
+
+async def test_calendar_day_case_pause_adds_calendar_days(
+    session: AsyncSession, catalog: Catalog, calendar: WorkCalendar, render: NoticeRecorder
+) -> None:
+    cat = with_calendar_item(catalog)
+    case, _ = await new_case(session, cat, calendar, item=DIVORCE)  # Mon 03-02 + 30 days: Wed 04-01
+    assert case.promised_due_date == dt.date(2026, 4, 1)
+    await event(session, cat, calendar, render, case.number, "in_review", "e1")
+    await event(
+        session,
+        cat,
+        calendar,
+        render,
+        case.number,
+        "correction_required",
+        "e2",
+        now=china(2026, 3, 4),
+        note="补结婚证",
+    )
+    await event(session, cat, calendar, render, case.number, "in_review", "e3", now=china(2026, 3, 10))
+    resumed = await crud.get_case(session=session, number=case.number)
+    assert resumed is not None
+    # 03-04 → 03-10 is 6 calendar days (4 working days): the promise moves by 6, to Tue 04-07.
+    assert resumed.paused_workdays == 6
+    assert resumed.promised_due_date == dt.date(2026, 4, 7)
+
+
+@pytest.mark.parametrize(
+    ("days", "promised", "due"), [(30, (30, "calendar"), (4, 1)), (5, (10, "working"), (3, 16))]
+)
+async def test_bundle_with_units_mixed_is_due_when_its_last_member_is(
+    session: AsyncSession,
+    catalog: Catalog,
+    calendar: WorkCalendar,
+    days: int,
+    promised: tuple[int, str],
+    due: tuple[int, int],
+) -> None:
+    # From Mon 03-02: 10 working days end 03-16; 30 calendar days 04-01, 5 calendar days 03-09.
+    case, _ = await new_case(session, with_calendar_item(catalog, days), calendar, item="离婚与开店")
+    assert (case.promised_days, case.days_unit) == promised
+    assert case.promised_due_date == dt.date(2026, *due)
 
 
 async def test_status_shows_days_left_and_overdue(

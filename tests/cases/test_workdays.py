@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from knowledge.schema import DaysUnit, TimeLimit
 from models.workdays import WorkCalendar, WorkdaysConfigError, default_calendar, local_date
 
 D = dt.date
@@ -48,6 +49,38 @@ def test_deadline_across_spring_festival_2026(calendar: WorkCalendar) -> None:
     assert calendar.add_workdays(D(2026, 2, 12), 3).due == D(2026, 2, 24)
     # 10 working days from 02-12: 13, 14, 24, 25, 26, 27, 28 (Saturday, worked), 03-02, 03, 04.
     assert calendar.add_workdays(D(2026, 2, 12), 10).due == D(2026, 3, 4)
+
+
+def test_calendar_day_limit_counts_holidays_but_does_not_end_on_one(calendar: WorkCalendar) -> None:
+    # 30 calendar days from Tue 09-01 end on 10-01 (国庆); a period whose last day is a day off ends
+    # on the next working day (民法典 第二百零三条): Thu 10-08. As working days it would be 10-19.
+    assert calendar.add_days(D(2026, 9, 1), 30, DaysUnit.CALENDAR).due == D(2026, 10, 8)
+    assert calendar.add_days(D(2026, 9, 1), 30).due == D(2026, 10, 19)
+    assert calendar.add_days(D(2026, 3, 2), 30, DaysUnit.CALENDAR).due == D(2026, 4, 1)  # a Wednesday
+    assert calendar.add_days(D(2026, 3, 2), 5, DaysUnit.CALENDAR).due == D(2026, 3, 9)  # Sat 03-07 → Mon
+    assert calendar.add_days(D(2026, 2, 12), 16, DaysUnit.CALENDAR).due == D(2026, 2, 28)  # worked Saturday
+    assert calendar.add_days(D(2026, 10, 3), 0, DaysUnit.CALENDAR).due == D(2026, 10, 3)  # 即办
+
+
+def test_month_limit_ends_on_the_same_day_number_or_the_last_day(calendar: WorkCalendar) -> None:
+    assert calendar.add_days(D(2026, 3, 16), 3, DaysUnit.MONTH).due == D(2026, 6, 16)
+    assert calendar.add_days(D(2025, 11, 30), 3, DaysUnit.MONTH).due == D(2026, 2, 28)  # no 02-30
+
+
+def test_pauses_count_the_way_the_limit_counts(calendar: WorkCalendar) -> None:
+    # Corrections asked Wed 03-04, back Tue 03-10: 6 calendar days, 4 of them working days.
+    assert calendar.count_between(D(2026, 3, 4), D(2026, 3, 10), DaysUnit.CALENDAR) == 6
+    assert calendar.count_between(D(2026, 3, 4), D(2026, 3, 10)) == 4
+    assert calendar.add_days(D(2026, 3, 2), 30, DaysUnit.CALENDAR, paused=6).due == D(2026, 4, 7)
+
+
+def test_parallel_limits_of_different_units_fall_due_with_the_later_date(calendar: WorkCalendar) -> None:
+    ten_working, thirty_days = TimeLimit(10), TimeLimit(30, DaysUnit.CALENDAR)
+    limit, due = calendar.binding_limit(D(2026, 3, 2), (ten_working, thirty_days))
+    assert (limit, due.due) == (thirty_days, D(2026, 4, 1))
+    five_days = TimeLimit(5, DaysUnit.CALENDAR)
+    limit, due = calendar.binding_limit(D(2026, 3, 2), (ten_working, five_days))
+    assert (limit, due.due) == (ten_working, D(2026, 3, 16))
 
 
 def test_instant_items_are_due_the_same_day(calendar: WorkCalendar) -> None:

@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from knowledge.loader import load_catalog
-from knowledge.schema import Bundle, Catalog, Fee, Item, Material, MaterialForm, days_text
+from knowledge.schema import Bundle, Catalog, DaysUnit, Fee, Item, Material, MaterialForm, days_text
 from tests.fixtures import CATALOG_OK
 
 
@@ -42,9 +42,19 @@ def test_bundle_needs_at_least_two_members() -> None:
         Bundle(name="一件事", lead_department="县民政局", items=["结婚登记"])
 
 
-def test_days_text() -> None:
+def test_days_text_names_the_unit() -> None:
     assert days_text(0) == "即办"
     assert days_text(20) == "20个工作日"
+    assert days_text(30, DaysUnit.CALENDAR) == "30日（自然日）"
+    assert days_text(3, DaysUnit.MONTH) == "3个月"
+    assert days_text(0, DaysUnit.CALENDAR) == "即办"
+
+
+def test_unknown_unit_is_rejected() -> None:
+    with pytest.raises(ValidationError):
+        Item.model_validate(
+            {"name": "离婚登记", "code": "X", "department": "县民政局", "promised_unit": "日"}
+        )
 
 
 def test_bundle_lists_each_document_once_with_the_items_needing_it(catalog: Catalog) -> None:
@@ -62,9 +72,23 @@ def test_bundle_deadline_is_the_slowest_member_not_the_sum(catalog: Catalog) -> 
     bundle = catalog.bundle("结婚落户一件事")
     assert bundle is not None
     # 结婚登记 即办, 户口迁移登记 5 days: parallel review takes 5, not 0 + 5 by accident of order.
-    assert catalog.bundle_days(bundle) == 5
+    assert str(catalog.bundle_days(bundle)) == "5个工作日"
     longer = bundle.model_copy(update={"items": ["离婚登记", "户口迁移登记"]})
-    assert catalog.bundle_days(longer) == 30
+    assert str(catalog.bundle_days(longer)) == "30个工作日"
+
+
+def test_bundle_deadline_never_mixes_units(catalog: Catalog) -> None:
+    # 30 calendar days and 5 working days: which ends later depends on the start date, so the card
+    # shows both instead of calling one of them the slowest.
+    items = [
+        it.model_copy(update={"promised_unit": DaysUnit.CALENDAR}) if it.name == "离婚登记" else it
+        for it in catalog.items
+    ]
+    mixed = Catalog(catalog.center, catalog.departments, catalog.windows, items, catalog.bundles)
+    bundle = Bundle(name="离婚迁户", lead_department="县民政局", items=["离婚登记", "户口迁移登记"])
+    assert str(mixed.bundle_days(bundle)) == "5个工作日、30日（自然日）（分别计算，以较晚到期者为准）"
+    own = bundle.model_copy(update={"promised_days": 2, "promised_unit": DaysUnit.CALENDAR})
+    assert str(mixed.bundle_days(own)) == "2日（自然日）"
 
 
 def test_bundle_fees_combine_member_fees(catalog: Catalog) -> None:

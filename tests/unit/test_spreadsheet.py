@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from openpyxl import Workbook
 
 from knowledge.loader import CatalogError, load_catalog
-from knowledge.schema import Catalog, Fee, Item, MaterialForm
+from knowledge.schema import Catalog, DaysUnit, Fee, Item, MaterialForm, TimeLimit
 from knowledge.spreadsheet import (
     COLUMNS,
     CellError,
@@ -39,7 +39,9 @@ CARRIED = [
     "conditions",
     "procedure",
     "statutory_days",
+    "statutory_unit",
     "promised_days",
+    "promised_unit",
     "fees",
     "consult_phone",
     "supervise_phone",
@@ -57,28 +59,72 @@ def write_csv(path: Path, rows: list[list[str]], encoding: str = "utf-8-sig") ->
 # -- cell formats ------------------------------------------------------------------------------
 
 
+W, C, M = DaysUnit.WORKING, DaysUnit.CALENDAR, DaysUnit.MONTH
+
+
 @pytest.mark.parametrize(
-    ("text", "days"),
+    ("text", "limit"),
     [
-        ("20个工作日", 20),
-        ("20 个工作日", 20),
-        ("20日", 20),
-        ("15天", 15),
-        ("即办", 0),
-        ("当场办结", 0),
-        ("7", 7),
+        ("20个工作日", TimeLimit(20, W)),
+        ("20 个工作日", TimeLimit(20, W)),
+        ("20日", TimeLimit(20, W)),  # no 时限单位 column: working days, as 事项目录 mostly mean
+        ("15天", TimeLimit(15, W)),
+        ("即办", TimeLimit(0)),
+        ("当场办结", TimeLimit(0)),
+        ("7", TimeLimit(7, W)),
+        ("30日（自然日）", TimeLimit(30, C)),
+        ("30个自然日", TimeLimit(30, C)),
+        ("45 日历日", TimeLimit(45, C)),
+        ("3个月", TimeLimit(3, M)),
     ],
 )
-def test_deadline_formats(text: str, days: int) -> None:
-    assert parse_days(text) == days
+def test_deadline_formats(text: str, limit: TimeLimit) -> None:
+    assert parse_days(text) == limit
+
+
+def test_a_bare_number_takes_the_rows_unit_and_a_named_unit_must_agree() -> None:
+    assert parse_days("30日", C) == TimeLimit(30, C)
+    assert parse_days("30", C) == TimeLimit(30, C)
+    assert parse_days("30日（自然日）", C) == TimeLimit(30, C)
+    with pytest.raises(CellError, match="与时限单位「自然日」不一致"):
+        parse_days("20个工作日", C)
 
 
 @pytest.mark.parametrize(
-    ("text", "says"), [("二十天", "20个工作日"), ("-3", "负数"), ("10个自然日", "工作日")]
+    ("text", "says"),
+    [("二十天", "20个工作日"), ("-3", "负数"), ("10个工作日（自然日）", "无法识别"), ("3周", "3个月")],
 )
 def test_unreadable_deadlines_say_how_to_write_them(text: str, says: str) -> None:
     with pytest.raises(CellError, match=says):
         parse_days(text)
+
+
+def test_time_unit_column(tmp_path: Path) -> None:
+    divorce = ["离婚登记", "县民政局", "结婚证", "免费", "30", "30", "自然日"]
+    school = ["民办学校设立审批", "县教育局", "申办报告", "免费", "3个月", "30个工作日", ""]
+    bad = ["医疗机构执业登记", "县卫生健康局", "申请书", "免费", "45", "15", "周"]
+    path = write_csv(tmp_path / "s.csv", [[*HEADER, "时限单位"], divorce, school, bad])
+    sheet = read_sheet(path)
+    got = {i.name: (str(i.statutory), str(i.promised)) for i in sheet.items}
+    assert got == {
+        "离婚登记": ("30日（自然日）", "30日（自然日）"),
+        "民办学校设立审批": ("3个月", "30个工作日"),
+    }
+    [error] = sheet.errors
+    assert (error.line, error.field) == (
+        4,
+        "时限单位",
+    ) and "应写「工作日」「自然日」或「月」" in error.message
+
+
+def test_calendar_limits_round_trip_through_a_sheet(tmp_path: Path) -> None:
+    row = ["医疗机构执业登记", "县卫生健康局", "申请书", "免费", "45日（自然日）", "15个工作日"]
+    first = read_sheet(write_csv(tmp_path / "a.csv", [HEADER, row]))
+    [it] = first.items
+    assert (it.statutory, it.promised) == (TimeLimit(45, C), TimeLimit(15, W))
+    export_catalog(first.catalog(), tmp_path / "b.xlsx")
+    [again] = read_sheet(tmp_path / "b.xlsx").items
+    assert (again.statutory, again.promised) == (it.statutory, it.promised)
 
 
 def test_fee_formats() -> None:

@@ -71,6 +71,18 @@ CASES = {
         ("items/gaj.yaml", "户口迁移登记", "promised_days"),
         "承诺时限（25个工作日）长于法定时限（20个工作日）",
     ),
+    "unknown time unit": Case(
+        "items/gaj.yaml",
+        _set(1, promised_unit="自然天"),
+        ("items/gaj.yaml", "户口迁移登记", "promised_unit"),
+        "时限单位只能是 working（工作日）、calendar（自然日）或 month（月）",
+    ),
+    "promised working days longer than statutory calendar days": Case(
+        "items/gaj.yaml",
+        _set(1, statutory_days=10, statutory_unit="calendar", promised_days=10),
+        ("items/gaj.yaml", "户口迁移登记", "promised_days"),
+        "承诺时限（10个工作日）长于法定时限（10日（自然日））（单位不同",
+    ),
     "duplicate item name": Case(
         "items/mzj.yaml",
         _set(1, name="户口迁移登记", aliases=[]),
@@ -179,6 +191,12 @@ def test_promised_within_statutory_and_instant_items_pass(tmp_path: Path) -> Non
     root = copy_catalog(tmp_path)
     edit_yaml(root / "items" / "gaj.yaml", _set(1, statutory_days=20, promised_days=20))
     load_catalog(root)  # equal is allowed; the fixture also has a 即办 item (0 / 0)
+    # 医疗机构执业登记: 45 calendar days in law, 15 working days promised.
+    edit_yaml(
+        root / "items" / "gaj.yaml", _set(1, statutory_days=45, statutory_unit="calendar", promised_days=15)
+    )
+    it = load_catalog(root).item("户口迁移登记")
+    assert it is not None and (str(it.statutory), str(it.promised)) == ("45日（自然日）", "15个工作日")
 
 
 def test_check_catalog_without_origins_still_names_the_kind_of_file() -> None:
