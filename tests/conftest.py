@@ -2,13 +2,20 @@
 (bot.app.build_dispatcher) with `dp.feed_update` and a session recording every Bot API request.
 
 Handler tests assert on what a user would see: the texts and buttons the bot sent.
+
+With TEST_REDIS_URL set (CI: .ci/redis.sh), every test built on `make_harness` runs twice: on
+memory (MemoryStorage, in-process lock and throttle) and on Redis (the production REDIS_URL path:
+RedisStorage, the Redis event lock, update ledger and throttle), ids `[memory]` / `[redis]`;
+`-m redis` selects the Redis runs alone. Without it nothing changes.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from aiogram import Dispatcher
@@ -18,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.app import build_dispatcher
+from bot.middlewares import redis_client
 from bot.runtime import RecordingSession, Sent, UpdateFactory, make_bot, plain
 from bot.settings import Settings
 from bot.templates import make_templates
@@ -28,6 +36,34 @@ from models.db import async_engine, prepare_database, session_factory
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 BOT_CATALOG = FIXTURES / "bot_catalog"
+TESTS = Path(__file__).resolve().parent
+
+# The handler runs on Redis use a database index of their own and empty it before each test: the
+# bot's keys (FSM state, ledger of update ids, throttle buckets) are named by bot id and user id,
+# which every handler test shares, so a key left by one test would answer the next. tests/redis/
+# use the URL's own index, where keys outlive runs, and pick fresh user ids instead.
+HARNESS_REDIS_DB = 15
+
+
+def harness_redis_url() -> str | None:
+    url = os.environ.get("TEST_REDIS_URL")
+    return urlsplit(url)._replace(path=f"/{HARNESS_REDIS_DB}").geturl() if url else None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "redis: a handler test run with Redis FSM storage (TEST_REDIS_URL)")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test that uses the harness, on both backends when a Redis server is given. Not
+    tests/redis/: they put Redis in the settings themselves."""
+    if (
+        "harness_backend" in metafunc.fixturenames
+        and harness_redis_url()
+        and TESTS / "redis" not in metafunc.definition.path.parents
+    ):
+        backends = ["memory", pytest.param("redis", marks=pytest.mark.redis)]
+        metafunc.parametrize("harness_backend", backends, indirect=True)
 
 
 @pytest.fixture(scope="session")
@@ -127,12 +163,25 @@ HarnessMaker = Callable[..., BotHarness]
 
 
 @pytest.fixture
-def make_harness(
+async def harness_backend(request: pytest.FixtureRequest) -> AsyncIterator[str | None]:
+    """The Redis URL the harness's dispatchers use (None: memory), its database emptied first."""
+    url = harness_redis_url() if getattr(request, "param", "memory") == "redis" else None
+    if url is not None:
+        client = redis_client(url)
+        await client.flushdb()
+        await client.aclose()
+    yield url
+
+
+@pytest.fixture
+async def make_harness(
     bot_catalog: Catalog,
     templates: Environment,
     db: tuple[AsyncEngine, async_sessionmaker[AsyncSession]],
-) -> HarnessMaker:
+    harness_backend: str | None,
+) -> AsyncIterator[HarnessMaker]:
     """Build a harness with the production factory; override catalog, matcher, settings as needed."""
+    on_redis: list[Dispatcher] = []
 
     def make(
         *,
@@ -143,17 +192,26 @@ def make_harness(
         **kw: Any,
     ) -> BotHarness:
         cat = catalog or bot_catalog
+        settings = settings or Settings(bot_token=None, throttle_rate=0)
+        # A test that picks its storage or its Redis keeps it.
+        redis = harness_backend is not None and "storage" not in kw and not settings.redis_url
+        if redis:
+            settings = settings.model_copy(update={"redis_url": harness_backend})
         dp = build_dispatcher(
-            settings=settings or Settings(bot_token=None, throttle_rate=0),
+            settings=settings,
             catalog=cat,
             matcher=matcher or Matcher(cat),
             templates=templates,
             session_factory=db[1],
             **kw,
         )
+        if redis:
+            on_redis.append(dp)
         return BotHarness(dp, user_id=user_id)
 
-    return make
+    yield make
+    for dp in on_redis:
+        await dp.storage.close()
 
 
 @pytest.fixture
