@@ -46,14 +46,15 @@ class Row:
         self.top3 = bool(set(qu.expect) & set(names[:3]))
         self.right = self.in_scope and self.top1
         self.confident = r.result.confident  # as the matcher decides it now
-        # Decided by a rule, not by the model: nothing matched, off-topic or a sound-alike guess.
+        # Decided by a rule, not by the model: nothing matched, off-topic, a sound-alike guess or a
+        # stage of a procedure the best entry does not offer.
         self.forced = not r.features or self._ruled(r.features)
         self.x = [r.features.get(f, 0.0) for f in FEATURES]
 
     @staticmethod
     def _ruled(f: dict[str, float]) -> bool:
         named = f["full_label"] >= matcher_module.NAMED_OUTRIGHT
-        return (f["off_topic"] > 0 and not named) or f["guessed"] > 0
+        return (f["off_topic"] > 0 and not named) or f["guessed"] > 0 or f["unmet_stage"] > 0
 
 
 def fit(rows: list[Row]) -> np.ndarray:

@@ -40,6 +40,7 @@ class Vocabulary:
     measure_words: tuple[str, ...] = ()
     off_topic: frozenset[str] = frozenset()
     other_words: frozenset[str] = frozenset()
+    stages: frozenset[str] = frozenset()  # in canonical spelling
 
     @classmethod
     def from_mapping(cls, raw: dict[str, Any]) -> Vocabulary:
@@ -65,7 +66,9 @@ class Vocabulary:
         weights.pop("", None)
         off_topic = frozenset(c for c in (_clean(str(c)) for c in raw.get("off_topic") or []) if c)
         others = frozenset(c for c in (_clean(str(c)) for c in raw.get("other_words") or []) if c)
-        return cls(synonyms, weights, cues, verbs, measures, off_topic, others)
+        # Looked for in rewritten questions, so spelled as the synonyms spell them ("补办" -> 补领).
+        stages = frozenset(synonyms.get(c, c) for c in (_clean(str(c)) for c in raw.get("stages") or []) if c)
+        return cls(synonyms, weights, cues, verbs, measures, off_topic, others, stages)
 
 
 @lru_cache(maxsize=4)
@@ -207,6 +210,7 @@ class Analysis:
     # Per character: 0, or the number of the other word it is part of ("公租房" holds 租房 but
     # is not it); the matcher reads no catalog word inside one.
     foreign: tuple[int, ...] = ()
+    stages: frozenset[str] = frozenset()  # stages of a procedure it asks for ("注销", "延续")
 
     @property
     def content_weight(self) -> float:
@@ -222,6 +226,7 @@ class Normalizer:
         self._filler_re = _compile([p for p, w in v.weights.items() if w == FILLER])
         self._cue_re = _compile(list(v.bundle_cues))
         self._off_topic_re = _compile(list(v.off_topic))
+        self._stage_re = _compile(list(v.stages))
         self._other_re = _compile(list(v.other_words))
         # "开个体户" is 开 + 个体户, not 开个 + 体户: never drop a 个 that starts 个体.
         self._measure_re = (
@@ -297,7 +302,10 @@ class Normalizer:
                 # A catalog that knows the word itself (a county's 公租房 item) reads it as usual.
                 if not all(word[k : k + 2] in known for k in range(len(word) - 1)):
                     foreign[m.start() : m.end()] = [n] * len(word)
-        return Analysis(text, tuple(weights), cue, off, guessed > 0, tuple(foreign))
+        stages = (
+            frozenset(m.group(0) for m in self._stage_re.finditer(text)) if self._stage_re else frozenset()
+        )
+        return Analysis(text, tuple(weights), cue, off, guessed > 0, tuple(foreign), stages)
 
     def words(self) -> list[str]:
         """Everyday words of the vocabulary as people type them, for a catalog's `Speller`."""

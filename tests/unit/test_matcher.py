@@ -459,3 +459,33 @@ def test_everyday_wording_is_answered_with_confidence(
     result = sample_matcher.search(question)
     assert result.best is not None and result.best.name == expected, result.matches
     assert result.confident
+
+
+@pytest.mark.parametrize("question", ["食品许可证注销", "个体户注销", "营业执照年报", "结婚证补办"])
+def test_a_stage_the_catalog_does_not_offer_is_not_confident(sample_matcher: Matcher, question: str) -> None:
+    # The sample catalog has the 核发/设立/登记 items only: their cards would answer the wrong question.
+    assert not sample_matcher.search(question).confident
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("身份证补办", "居民身份证申领、换领、补领"),
+        ("社保卡补办", "社会保障卡申领"),
+        ("注销抵押", "不动产抵押登记"),
+    ],
+)
+def test_a_stage_the_entry_offers_is_answered(sample_matcher: Matcher, question: str, expected: str) -> None:
+    result = sample_matcher.search(question)
+    assert result.confident and result.best is not None and result.best.name == expected
+
+
+def test_the_entry_for_the_asked_stage_goes_first(matcher: Matcher) -> None:
+    # With both a 核发 and a 注销 item, "注销" decides between them, though only the 核发 item
+    # has the alias 食品许可证.
+    for question, expected in [
+        ("食品许可证注销", "食品经营许可证注销"),
+        ("食品许可证到期延续", "食品经营许可证延续"),
+    ]:
+        best = matcher.search(question).best
+        assert best is not None and best.name == expected, (question, best)
