@@ -15,11 +15,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import BENCH_FACTOR_SECRET
 from knowledge.loader import load_catalog
 from knowledge.schema import Catalog
 from models import crud
 from models.crud import NoticeContext, RenderedNotice
 from models.db import async_engine, prepare_database, session_factory
+from models.privacy import FactorKey, use_factor_key
 
 
 def _render(ctx: NoticeContext) -> RenderedNotice:
@@ -78,6 +80,7 @@ async def run(url: str, n: int, catalog: Catalog) -> None:
 
 
 def main() -> None:
+    use_factor_key(FactorKey(BENCH_FACTOR_SECRET.encode()))
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--cases", type=int, default=2000)
     parser.add_argument("--database-url", help="default: a temporary SQLite file")

@@ -21,11 +21,12 @@ from pathlib import Path
 
 from sqlalchemy import func, insert, select
 
+from bench import BENCH_FACTOR_SECRET
 from bot.templates import make_templates, render
 from models.cases import Case, CaseEvent, CaseStep, new_case_number, utc_now
 from models.crud import case_public, get_case, verify_lookup
 from models.db import async_engine, prepare_database, session_factory, sync_engine
-from models.privacy import hash_factor, hash_token, mask_phone, new_salt
+from models.privacy import FactorKey, hash_factor, hash_token, mask_phone, new_salt, use_factor_key
 
 CHUNK = 20_000
 
@@ -147,6 +148,7 @@ async def measure(url: str, numbers: list[str], n: int) -> None:
 
 
 def main() -> None:
+    use_factor_key(FactorKey(BENCH_FACTOR_SECRET.encode()))
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cases", type=int, default=1_000_000)
     p.add_argument("--db", type=Path, default=Path("/tmp/yichuang_bench_lookup.db"))

@@ -18,6 +18,10 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: str = "plain"  # "json": one JSON object per line (bot/logsetup.py)
     redis_url: str | None = None
+    # Key of the case-lookup factor hashes (models/privacy.py). Unset: data/factor.key, created on
+    # first start; back it up apart from the database (docs/operations.md).
+    factor_secret: SecretStr | None = None
+    factor_key_file: Path = Path("data/factor.key")
 
     webhook_url: str | None = None  # set: webhook mode instead of long polling
     webhook_secret: SecretStr | None = None

@@ -1,21 +1,30 @@
-"""Personal data: masking for display and logs, and the hashed second factor.
+"""Personal data: masking for display and logs, and the keyed second factor.
 
-The full phone number is never stored: a case keeps the masked form for display and a salted,
-slow hash of its last 4 digits (the second factor the applicant types to see the case). Four
-digits are only 10,000 possibilities, so the hash is scrypt with a per-case salt: a stolen
-database still costs real work per case, and the lockout (models/lockout.py) bounds online guesses.
+The full phone number is never stored: a case keeps the masked form for display and a keyed hash of
+its last 4 digits (the second factor the applicant types to see the case). Four digits are only
+10,000 possibilities, so no hash stored next to them can be slow enough to matter: a stolen database
+row is 10,000 tries from its factor whatever the cost per try. What protects it is a key kept out of
+the database (FACTOR_SECRET, or a key file): HMAC-SHA256 over a per-case salt and the factor. Without
+the key a stolen database gives nothing to try offline; online guesses meet the lockout
+(models/lockout.py). Checking costs microseconds, where the scrypt used before cost ~12 ms of CPU per
+lookup, the largest single cost of an update under load (bench/bench_load.py).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import re
 import secrets
+import time
+from pathlib import Path
 
-# scrypt cost: ~15 ms per check here, small next to a Telegram round trip, large for brute force.
-_SCRYPT = {"n": 2**12, "r": 8, "p": 1, "dklen": 32}
+# Hashes written before the keyed scheme (no "h1$" prefix): still checked, and replaced by a keyed
+# hash after the applicant's next successful lookup (models/crud.py).
+_LEGACY_SCRYPT = {"n": 2**12, "r": 8, "p": 1, "dklen": 32}
 SALT_BYTES = 16
+KEYED = "h1$"
 
 _PHONE_CHARS = re.compile(r"[\s\-()（）]")
 _MOBILE = re.compile(r"1[3-9]\d{9}")
@@ -84,18 +93,85 @@ def new_salt() -> str:
     return secrets.token_hex(SALT_BYTES)
 
 
+class FactorKeyError(RuntimeError):
+    """The factor key is missing, unreadable, or not the one the stored cases were hashed with."""
+
+
+class FactorKey:
+    """The secret behind every factor hash. Its id (a keyed digest, not the key) is stored in each
+    hash, so a process started with another key is noticed at start-up instead of silently
+    refusing every applicant."""
+
+    def __init__(self, secret: bytes):
+        if len(secret) < 16:
+            raise FactorKeyError("FACTOR_SECRET 太短：至少 16 个字符（建议 32 字节随机值）")
+        self._secret = secret
+        self.id = hmac.new(secret, b"yichuang factor key id", hashlib.sha256).hexdigest()[:8]
+
+    def digest(self, factor: str, salt: str) -> str:
+        mac = hmac.new(self._secret, bytes.fromhex(salt) + factor.strip().encode(), hashlib.sha256)
+        return f"{KEYED}{self.id}${mac.hexdigest()}"
+
+
+def load_factor_key(secret: str | None, key_file: Path) -> FactorKey:
+    """FACTOR_SECRET when set (several machines must share it); otherwise the key file, created
+    with a random key on first start (mode 0600). Two processes starting at once agree: only one
+    creates the file, the other reads it."""
+    if secret:
+        return FactorKey(secret.encode())
+    try:
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        for _ in range(50):  # the creator may not have written it yet
+            text = key_file.read_text(encoding="ascii").strip()
+            if text:
+                return FactorKey(bytes.fromhex(text))
+            time.sleep(0.02)
+        raise FactorKeyError(f"密钥文件 {key_file} 是空的") from None
+    except OSError as e:
+        raise FactorKeyError(f"无法创建密钥文件 {key_file}：{e.strerror}") from e
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(secrets.token_hex(32) + "\n")
+    return FactorKey(bytes.fromhex(key_file.read_text(encoding="ascii").strip()))
+
+
+_key: FactorKey | None = None
+
+
+def use_factor_key(key: FactorKey) -> None:
+    """Set once per process at start-up (bot/runtime.assemble), before any case is created."""
+    global _key
+    _key = key
+
+
+def factor_key() -> FactorKey:
+    if _key is None:
+        raise FactorKeyError("factor key not configured: call use_factor_key() at start-up")
+    return _key
+
+
+def key_id_of(stored_hash: str) -> str | None:
+    """The key id inside a keyed hash; None for a legacy scrypt hash."""
+    if not stored_hash.startswith(KEYED):
+        return None
+    return stored_hash[len(KEYED) :].split("$", 1)[0]
+
+
 def hash_factor(factor: str, salt: str) -> str:
-    return hashlib.scrypt(factor.strip().encode(), salt=bytes.fromhex(salt), **_SCRYPT).hex()
+    return factor_key().digest(factor, salt)
+
+
+def is_legacy(stored_hash: str) -> bool:
+    return not stored_hash.startswith(KEYED)
 
 
 def verify_factor(factor: str, salt: str, expected_hash: str) -> bool:
     """Constant-time comparison, so timing does not reveal how many bytes matched."""
+    if is_legacy(expected_hash):
+        legacy = hashlib.scrypt(factor.strip().encode(), salt=bytes.fromhex(salt), **_LEGACY_SCRYPT).hex()
+        return hmac.compare_digest(legacy, expected_hash)
     return hmac.compare_digest(hash_factor(factor, salt), expected_hash)
-
-
-def burn_factor_check() -> None:
-    """Spend the time of one real check, so "no such case" and "wrong factor" look alike."""
-    hash_factor("0000", "00" * SALT_BYTES)
 
 
 def hash_token(token: str, salt: str) -> str:

@@ -33,6 +33,12 @@ from knowledge.loader import load_catalog
 from knowledge.matcher import Matcher
 from knowledge.schema import Catalog
 from models.db import async_engine, prepare_database, session_factory
+from models.privacy import FactorKey, use_factor_key
+
+# The case-lookup factor key (models/privacy.py): one for the test process and, through the
+# environment, for the `yichuang` processes the e2e and fault tests start.
+os.environ.setdefault("FACTOR_SECRET", "yichuang-tests-factor-key-0123456789")
+use_factor_key(FactorKey(os.environ["FACTOR_SECRET"].encode()))
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 BOT_CATALOG = FIXTURES / "bot_catalog"

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from knowledge.loader import CatalogError
+from models.privacy import FactorKeyError
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -66,9 +67,12 @@ def _api(args: argparse.Namespace) -> int:
             await parts.engine.dispose()
 
     try:
-        asyncio.run(main())
+        runtime.run_until_done(main())
     except CatalogError as e:
         print(e.report(), file=sys.stderr)
+        return 1
+    except FactorKeyError as e:
+        print(str(e), file=sys.stderr)
         return 1
     except SQLAlchemyError as e:
         print(f"数据库无法使用（DATABASE_URL）：{type(e).__name__}", file=sys.stderr)

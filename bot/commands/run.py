@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from pathlib import Path
 
@@ -11,6 +10,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from knowledge.loader import CatalogError
+from models.privacy import FactorKeyError
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -79,9 +79,12 @@ def _start(args: argparse.Namespace, *, console: bool) -> int:
             await runtime.run_bot(parts)
 
     try:
-        asyncio.run(main())
+        runtime.run_until_done(main(), server=not use_console)
     except CatalogError as e:
         print(e.report(), file=sys.stderr)
+        return 1
+    except FactorKeyError as e:
+        print(str(e), file=sys.stderr)
         return 1
     except SQLAlchemyError as e:
         print(
