@@ -27,7 +27,7 @@ from models.leases import Lease
 async def ledger(url: str, n: int, concurrency: int = 20) -> None:
     engine = async_engine(url)
     await prepare_database(engine)
-    book = DbUpdateLedger(session_factory(engine))
+    book = DbUpdateLedger(engine)
     base = int(time.time() * 1000) % 10**9 * 1000
     ids = iter(range(base, base + n))
     lat: list[float] = []

@@ -24,6 +24,7 @@ from bot.middlewares import (
     RedisHealth,
     RedisThrottle,
     RedisUpdateLedger,
+    ReplyInResponse,
     RoleMiddleware,
     RoleResolver,
     Throttle,
@@ -82,9 +83,11 @@ def build_dispatcher(
     role_ttl: float = 30.0,
     throttle: Throttle | None = None,
     dedupe: bool | None = None,
+    reply_in_response: bool = False,
 ) -> Dispatcher:
     """`dedupe`: drop update ids seen before; by default on when the updates come from Telegram
-    (a BOT_TOKEN is set), off for the local console, whose update ids restart at 1."""
+    (a BOT_TOKEN is set), off for the local console, whose update ids restart at 1.
+    `reply_in_response`: webhook mode, where an update's last reply can ride in the HTTP response."""
     storage = storage or make_storage(settings)
     isolation: BaseEventIsolation
     health = RedisHealth()
@@ -106,11 +109,13 @@ def build_dispatcher(
         cards=Cards(catalog, templates),
     )
     dp.update.outer_middleware(UpdateObserver())
+    if reply_in_response:
+        dp.update.outer_middleware(ReplyInResponse())
     if settings.bot_token is not None if dedupe is None else dedupe:
         ledger: UpdateLedger = (
             RedisUpdateLedger(storage.redis)
             if isinstance(storage, RedisStorage)
-            else DbUpdateLedger(session_factory)
+            else DbUpdateLedger(session_factory.kw["bind"])
         )
         dp.update.outer_middleware(UpdateDedupe(ledger))
     if role_resolver is None:

@@ -15,7 +15,8 @@ from typing import Any, Protocol
 
 from aiogram import BaseMiddleware, Bot
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
-from aiogram.methods import Response, TelegramMethod
+from aiogram.dispatcher.event.bases import UNHANDLED
+from aiogram.methods import Response, SendMessage, TelegramMethod
 from aiogram.methods.base import TelegramType
 from aiogram.types import CallbackQuery, ErrorEvent, Message, TelegramObject, User
 from jinja2 import Environment
@@ -23,7 +24,7 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.metrics import DUPLICATES
@@ -81,6 +82,79 @@ class CommitBeforeSend(BaseRequestMiddleware):
         session = _update_session.get()
         if session is not None and session.in_transaction():
             await session.commit()
+        return await make_request(bot, method)
+
+
+class ReplySlot:
+    """Webhook mode: the update's last reply, carried in the HTTP response to Telegram's webhook
+    request instead of a Bot API call of its own (Telegram's "making requests when getting
+    updates"). That call was the largest single cost of answering a question under load: an HTTP
+    request out, its reply parsed and validated (bench/bench_load.py). Telegram reports no result
+    for it, so only messages whose result nobody needs go here (bot/render.send_html)."""
+
+    def __init__(self) -> None:
+        self.method: SendMessage | None = None
+        self.open = True  # closed when the update is done: a task it spawned must not defer into it
+
+    def take(self) -> SendMessage | None:
+        method, self.method = self.method, None
+        return method
+
+
+_reply_slot: ContextVar[ReplySlot | None] = ContextVar("yichuang_reply_slot", default=None)
+
+
+def defer_reply(method: SendMessage) -> bool:
+    """Put `method` in the update's reply slot; False when there is none (polling, the console,
+    tests, the delivery worker) or it is taken: then the caller sends it itself."""
+    slot = _reply_slot.get()
+    if slot is None or not slot.open or slot.method is not None:
+        return False
+    slot.method = method
+    return True
+
+
+class ReplyInResponse(BaseMiddleware):
+    """Outer update middleware (webhook mode only) giving each update a ReplySlot and returning the
+    deferred reply as the update's result, which aiogram's webhook handler writes into the HTTP
+    response. Order is kept: any other Bot API call of the update first sends the deferred reply
+    (FlushDeferredReply); a handler that fails still gets its reply out before the apology."""
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        slot = ReplySlot()
+        token = _reply_slot.set(slot)
+        try:
+            result = await handler(event, data)
+        except BaseException:
+            slot.open = False
+            if (pending := slot.take()) is not None:
+                await data["bot"](pending)
+            raise
+        finally:
+            _reply_slot.reset(token)
+            slot.open = False
+        pending = slot.take()
+        if pending is None:
+            return result
+        if result is None or result is UNHANDLED:
+            return pending
+        await data["bot"](pending)  # the handler returned a method of its own
+        return result
+
+
+class FlushDeferredReply(BaseRequestMiddleware):
+    """Bot API request middleware (make_bot installs it): a call made while a reply is deferred
+    sends that reply first, so messages arrive in the order the handler wrote them."""
+
+    async def __call__(
+        self,
+        make_request: NextRequestMiddlewareType[TelegramType],
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+    ) -> Response[TelegramType]:
+        slot = _reply_slot.get()
+        if slot is not None and (pending := slot.take()) is not None:
+            await bot(pending)
         return await make_request(bot, method)
 
 
@@ -342,8 +416,8 @@ class DbUpdateLedger:
     BATCH = 500
     SPACING = 0.01  # seconds
 
-    def __init__(self, factory: async_sessionmaker[AsyncSession]):
-        self.factory = factory
+    def __init__(self, engine: AsyncEngine):
+        self.engine = engine
         self._purged = 0.0
         self._last_write = float("-inf")
         self._waiting: list[tuple[int, int, asyncio.Future[bool]]] = []
@@ -365,11 +439,13 @@ class DbUpdateLedger:
             # Capped: SQLite allows some thousands of bound values in one statement.
             batch, self._waiting = self._waiting[: self.BATCH], self._waiting[self.BATCH :]
             try:
-                async with self.factory() as session:
+                # A bare connection, not an ORM session: nothing here needs one, and it cost more than
+                # the insert itself.
+                async with self.engine.begin() as conn:
                     if time.monotonic() - self._purged > self.PURGE_EVERY:
                         self._purged = time.monotonic()
-                        await purge_updates(session=session)
-                    fresh = await first_sights(session=session, keys=[(b, u) for b, u, _ in batch])
+                        await purge_updates(conn=conn)
+                    fresh = await first_sights(conn=conn, keys=[(b, u) for b, u, _ in batch])
             except Exception as e:  # noqa: BLE001 - each waiter decides what a failure means
                 for _, _, answer in batch:
                     if not answer.done():

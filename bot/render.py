@@ -16,9 +16,11 @@ from aiogram import Bot
 from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters.callback_data import CallbackData
+from aiogram.methods import SendMessage
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from pydantic import Field
 
+from bot.middlewares import defer_reply
 from knowledge.schema import Bundle, Catalog, Item
 
 TELEGRAM_LIMIT = 4096
@@ -149,19 +151,21 @@ async def edit_html(
 
 async def send_html(
     bot: Bot, chat_id: int, text: str, reply_markup: InlineKeyboardMarkup | None = None
-) -> Message:
-    """Send a possibly long HTML text; the keyboard goes on the last part, under the whole text."""
+) -> None:
+    """Send a possibly long HTML text; the keyboard goes on the last part, under the whole text.
+
+    In webhook mode the last part rides in the webhook's HTTP response (bot/middlewares.ReplySlot),
+    which is why nothing is returned: no Message exists for it yet."""
     parts = split_html(text)
-    sent: Message | None = None
     for n, part in enumerate(parts):
-        sent = await bot.send_message(
+        method = SendMessage(
             chat_id=chat_id,
             text=part,
             parse_mode=ParseMode.HTML,
             reply_markup=reply_markup if n == len(parts) - 1 else None,
         )
-    assert sent is not None
-    return sent
+        if n < len(parts) - 1 or not defer_reply(method):
+            await bot(method)
 
 
 # ---------------------------------------------------------------- callback data

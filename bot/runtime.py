@@ -20,7 +20,7 @@ import secrets
 import signal
 import sys
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,13 +48,15 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.app import build_dispatcher
 from bot.metrics import add_ops_routes, ops_for
-from bot.middlewares import CommitBeforeSend, KeepResponseModels
+from bot.middlewares import CommitBeforeSend, FlushDeferredReply, KeepResponseModels
 from bot.settings import Settings
 from bot.templates import make_templates
 from knowledge.loader import load_catalog
 from knowledge.matcher import Matcher
 from knowledge.schema import Catalog
+from models.crud import check_factor_key
 from models.db import async_engine, prepare_database, session_factory
+from models.privacy import load_factor_key, use_factor_key
 from models.questions import mask_sensitive
 
 log = logging.getLogger("yichuang")
@@ -118,6 +120,22 @@ class Parts:
         )
 
 
+def run_until_done(main: Coroutine[Any, Any, None], *, server: bool = True) -> None:
+    """asyncio.run, on uvloop for the servers (bot, webhook workers, API) when it is installed: the
+    same webhook traffic costs markedly less CPU on it (bench/bench_load.py). The console keeps the
+    standard loop, whose behaviour with a terminal on stdin is the one tested everywhere."""
+    factory = None
+    if server:
+        try:
+            import uvloop
+        except ImportError:  # Windows, or an install without it: the standard loop works the same
+            pass
+        else:
+            factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(main)
+
+
 async def assemble(settings: Settings, *, migrate: bool = True) -> Parts:
     """Load and check everything before touching Telegram. Raises CatalogError on a bad catalog.
     Webhook worker processes pass migrate=False: the parent brought the schema up to date."""
@@ -126,6 +144,10 @@ async def assemble(settings: Settings, *, migrate: bool = True) -> Parts:
     engine = async_engine(settings.database_url)
     if migrate:
         await prepare_database(engine)
+    secret = settings.factor_secret.get_secret_value() if settings.factor_secret else None
+    use_factor_key(load_factor_key(secret, settings.factor_key_file))
+    async with session_factory(engine)() as session:
+        await check_factor_key(session=session)
     return Parts(settings, catalog, matcher, make_templates(), engine, session_factory(engine))
 
 
@@ -137,6 +159,7 @@ def make_bot(settings: Settings, session: BaseSession | None = None) -> Bot:
         session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_base.rstrip("/")))
     token = settings.bot_token.get_secret_value() if settings.bot_token else "1:CONSOLE"
     bot = Bot(token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
+    bot.session.middleware(FlushDeferredReply())
     bot.session.middleware(CommitBeforeSend())
     bot.session.middleware(KeepResponseModels())
     return bot
@@ -157,7 +180,7 @@ async def run_bot(parts: Parts) -> None:
     from bot.services import start_services
 
     bot = make_bot(parts.settings)
-    dp = parts.dispatcher()
+    dp = parts.dispatcher(reply_in_response=parts.settings.webhook_url is not None)
     # Integration API (when API_TOKEN is set), notice delivery and the daily digest (issue 4).
     services = await start_services(parts, bot)
     try:
@@ -197,16 +220,19 @@ UPDATE_CONCURRENCY = 16
 
 
 class BoundedRequestHandler(SimpleRequestHandler):
-    """aiogram's webhook handler (answers 200 at once, handles the update in the background) with
-    at most UPDATE_CONCURRENCY updates in progress."""
+    """aiogram's webhook handler, handling each update inside its HTTP request so that the update's
+    last reply can go back in the response (bot/middlewares.ReplyInResponse), with at most
+    UPDATE_CONCURRENCY updates in progress. Telegram waits for the response, but only as long as
+    the handler takes; past aiogram's 55 s the response goes out empty and the handler finishes in
+    the background, so a slow handler still never makes Telegram redeliver."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, dispatcher: Dispatcher, bot: Bot, secret_token: str) -> None:
+        super().__init__(dispatcher, bot, handle_in_background=False, secret_token=secret_token)
         self._slots = asyncio.Semaphore(UPDATE_CONCURRENCY)
 
-    async def _background_feed_update(self, bot: Bot, update: dict[str, Any]) -> None:
+    async def _handle_request(self, bot: Bot, request: web.Request) -> web.Response:
         async with self._slots:
-            await super()._background_feed_update(bot, update)
+            return await super()._handle_request(bot, request)
 
 
 def webhook_secret(settings: Settings) -> str:
@@ -223,8 +249,6 @@ def webhook_app(
 
     Always checked: without a configured WEBHOOK_SECRET a random one is generated and handed to
     Telegram at setWebhook; a request without the right header gets 401 and never reaches a handler.
-    Updates are answered 200 at once and handled in the background (replies are Bot API calls,
-    not the webhook's HTTP response), so a slow handler never makes Telegram redeliver.
     """
     from aiogram.webhook.aiohttp_server import setup_application
 
@@ -338,7 +362,7 @@ def webhook_worker_main(settings: Settings, secret: str, index: int, parent_pid:
     async def main() -> None:
         parts = await assemble(settings, migrate=False)
         bot = make_bot(settings)
-        dp = parts.dispatcher()
+        dp = parts.dispatcher(reply_in_response=True)
         runner = await _serve_webhook(settings, bot, dp, secret)
         stop = _stop_event()
         try:
@@ -351,7 +375,7 @@ def webhook_worker_main(settings: Settings, secret: str, index: int, parent_pid:
             await parts.engine.dispose()
             log.info("webhook worker %d stopped", index)
 
-    asyncio.run(main())
+    run_until_done(main())
 
 
 # ---------------------------------------------------------------- recording session (console, tests, bench)

@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Column, delete, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker
 from sqlmodel import Field, SQLModel, col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -244,35 +244,36 @@ async def _sleep_or_stop(stopping: asyncio.Event, seconds: float) -> None:
 # ---------------------------------------------------------------- update ids
 
 
-async def first_sights(
-    *, session: AsyncSession, keys: list[tuple[int, int]], now: dt.datetime | None = None
-) -> list[bool]:
-    """Record many (bot id, update id) pairs in one transaction; for each, whether it was new.
-
-    One commit for a whole batch: on SQLite the commit, not the insert, is what costs.
-    """
-    now = now or utc_now()
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    insert_ = postgresql.insert if dialect == "postgresql" else sqlite.insert
+def _first_sight_statement(dialect: str) -> Any:
     table = ProcessedUpdate.__table__  # type: ignore[attr-defined]
-    # One statement; RETURNING names the rows that went in (psycopg gives no usable rowcount here).
-    result = await session.exec(
-        insert_(table)
-        .values([{"bot_id": b, "update_id": u, "seen_at": now} for b, u in keys])
-        .on_conflict_do_nothing()
-        .returning(table.c.bot_id, table.c.update_id)
-    )
-    inserted = {tuple(row) for row in result.all()}
+    insert_ = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    # RETURNING names the rows that went in (psycopg gives no usable rowcount here).
+    return insert_(table).on_conflict_do_nothing().returning(table.c.bot_id, table.c.update_id)
+
+
+# Built once per dialect: executed with a list of rows it stays one cached compiled statement
+# (SQLAlchemy's insertmanyvalues), where a .values([...]) per batch was rebuilt and compiled every
+# time, the largest part of the ledger's cost under load (py-spy on bench/bench_load.py).
+_FIRST_SIGHT = {name: _first_sight_statement(name) for name in ("sqlite", "postgresql")}
+
+
+async def first_sights(
+    *, conn: AsyncConnection, keys: list[tuple[int, int]], now: dt.datetime | None = None
+) -> list[bool]:
+    """Record many (bot id, update id) pairs in the connection's transaction; for each, whether it
+    was new. One commit (the caller's) for a whole batch: on SQLite the commit is what costs."""
+    now = now or utc_now()
+    stmt = _FIRST_SIGHT["postgresql" if conn.dialect.name == "postgresql" else "sqlite"]
+    result = await conn.execute(stmt, [{"bot_id": b, "update_id": u, "seen_at": now} for b, u in keys])
+    inserted = {(int(b), int(u)) for b, u in result.all()}
     fresh: list[bool] = []
     for key in keys:  # the same id twice in one batch: only its first occurrence is new
         fresh.append(key in inserted)
         inserted.discard(key)
-    await session.commit()
     return fresh
 
 
-async def purge_updates(*, session: AsyncSession, now: dt.datetime | None = None) -> int:
+async def purge_updates(*, conn: AsyncConnection, now: dt.datetime | None = None) -> int:
     cutoff = (now or utc_now()) - UPDATE_KEEP
-    result = await session.exec(delete(ProcessedUpdate).where(col(ProcessedUpdate.seen_at) < cutoff))
-    await session.commit()
+    result = await conn.execute(delete(ProcessedUpdate).where(col(ProcessedUpdate.seen_at) < cutoff))
     return int(getattr(result, "rowcount", 0) or 0)

@@ -88,7 +88,7 @@ async def test_ledger_and_lease_agree_across_processes_on_each_backend(
     try:
         await prepare_database(engine)
         # Two processes: two ledgers and two leases over one database.
-        one, two = DbUpdateLedger(session_factory(engine)), DbUpdateLedger(session_factory(engine))
+        one, two = DbUpdateLedger(engine), DbUpdateLedger(engine)
         bot_id = secrets.randbelow(2**40)  # a shared PostgreSQL database keeps other runs' ids
         answers = await asyncio.gather(
             *(ledger.first_time(bot_id, u) for u in (1, 2, 1) for ledger in (one, two))
