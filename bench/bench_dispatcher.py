@@ -44,7 +44,7 @@ def questions(misses: bool) -> list[str]:
     return FALLBACK_QUESTIONS
 
 
-async def run(rounds: int, misses: bool) -> None:
+async def run(rounds: int, misses: bool, remember: bool) -> None:
     catalog = load_catalog()
     with tempfile.TemporaryDirectory() as tmp:
         engine = async_engine(f"sqlite:///{tmp}/bench.db")
@@ -53,7 +53,8 @@ async def run(rounds: int, misses: bool) -> None:
         dp = build_dispatcher(
             settings=settings,
             catalog=catalog,
-            matcher=Matcher(catalog),
+            # By default every question is matched afresh, as the first time it is asked.
+            matcher=Matcher(catalog) if remember else Matcher(catalog, memo=0),
             templates=make_templates(),
             session_factory=session_factory(engine),
         )
@@ -76,7 +77,7 @@ async def run(rounds: int, misses: bool) -> None:
         sent = session.take()
         # The matcher alone on the same questions, same moment: the share of the total that is
         # matching (a shared machine's load moves both numbers together).
-        matcher = Matcher(catalog)
+        matcher = Matcher(catalog, memo=0)
         m0 = time.process_time()
         for _ in range(rounds):
             for text in qs:
@@ -86,6 +87,7 @@ async def run(rounds: int, misses: bool) -> None:
     n = len(batch)
     pct = statistics.quantiles(per, n=100)
     kind = "out-of-catalog (fallback + DB write)" if misses else "in-catalog"
+    kind += ", answers remembered (repeated questions)" if remember else ", each matched afresh"
     print(f"{kind}: {n} questions, {len(sent)} Bot API requests")
     print(
         f"  wall {n / wall:,.0f} q/s   cpu {n / cpu:,.0f} q/s   (matcher alone: cpu {n / match_cpu:,.0f} q/s)"
@@ -97,8 +99,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--misses", action="store_true", help="out-of-catalog questions instead")
+    ap.add_argument(
+        "--remember", action="store_true", help="keep the matcher's answer memo on (questions repeat)"
+    )
     args = ap.parse_args()
-    asyncio.run(run(args.rounds, args.misses))
+    asyncio.run(run(args.rounds, args.misses, args.remember))
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
@@ -79,6 +79,8 @@ KEYWORD_RECALL = 0.5  # a whole keyword in the question says less than a whole n
 CANDIDATES = 12
 DEEP_CANDIDATES = 12  # material text and typo alignment only for the best-ranked few
 MAX_QUESTION_CHARS = 200
+# Distinct questions whose answers Matcher.search remembers (a few MB at most).
+MEMO_SIZE = 4096
 
 W_COVERAGE, W_RECALL, W_BM25 = 0.45, 0.35, 0.2
 BUNDLE_CUE_BONUS = 0.12
@@ -153,9 +155,11 @@ class _Entry:
 
 
 class Matcher:
-    def __init__(self, catalog: Catalog, normalizer: Normalizer | None = None):
+    def __init__(self, catalog: Catalog, normalizer: Normalizer | None = None, memo: int = MEMO_SIZE):
         self.catalog = catalog
         self.norm = normalizer or default_normalizer()
+        self._memo: OrderedDict[tuple[str, int], MatchResult] = OrderedDict()
+        self._memo_size = memo  # 0: match every question afresh (benchmarks of the matching itself)
         self._entries: list[_Entry] = []
         self._set_pool: dict[frozenset[str], frozenset[str]] = {}
         field_texts: list[dict[str, list[str]]] = []
@@ -244,7 +248,21 @@ class Matcher:
     # -- search ----------------------------------------------------------------------------
 
     def search(self, question: str, limit: int = 5) -> MatchResult:
-        return self.explain(question, limit).result
+        """Answers are remembered per exact question (bounded, oldest first out): after a policy
+        announcement many people send the same few questions, and matching was the largest
+        single cost of answering one (bench/bench_load.py). A reloaded catalog gets a new Matcher,
+        so nothing stale is remembered."""
+        key = (question, limit)
+        hit = self._memo.get(key)
+        if hit is not None:
+            self._memo.move_to_end(key)
+            return hit
+        result = self.explain(question, limit).result
+        if self._memo_size > 0:
+            self._memo[key] = result
+            if len(self._memo) > self._memo_size:
+                self._memo.popitem(last=False)
+        return result
 
     def explain(self, question: str, limit: int = 5) -> Ranking:
         """`search` with the evidence behind `confident` (for calibration and debugging)."""

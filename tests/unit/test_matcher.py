@@ -233,6 +233,16 @@ def test_limit_and_odd_input(matcher: Matcher) -> None:
     assert matcher.search(long_question) is not None  # truncated, no crash
 
 
+def test_a_repeated_question_gets_the_same_answer_and_the_memo_stays_bounded() -> None:
+    m = Matcher(fixture_catalog(), memo=3)
+    first = m.search("开饭馆要办什么证")
+    assert m.search("开饭馆要办什么证") == first == m.explain("开饭馆要办什么证").result
+    for q in ("身份证丢了", "结婚登记", "营业执照", "低保"):
+        m.search(q)
+    assert len(m._memo) == 3  # the oldest question went first
+    assert m.search("开饭馆要办什么证") == first
+
+
 def test_empty_catalog_answers_nothing() -> None:
     c = fixture_catalog()
     empty = Catalog(c.center, c.departments, c.windows, [], [])
