@@ -289,7 +289,7 @@ async def _run_webhook(settings: Settings, bot: Bot, dp: Dispatcher) -> None:
     if settings.web_workers > 1 and not settings.redis_url:
         # Each process would keep its own conversations: a case number typed to one worker and the
         # 4 digits that follow, taken by another, would not meet.
-        log.warning("WEB_WORKERS=%d without REDIS_URL: conversation state is not shared", settings.web_workers)
+        log.warning("WEB_WORKERS=%d without REDIS_URL: conversations not shared", settings.web_workers)
     runner = await _serve_webhook(settings, bot, dp, secret)
     stop = _stop_event()
     pool = WebWorkers(settings, secret)
