@@ -338,6 +338,23 @@ async def is_text(message: Message) -> bool:
     return message.text is not None
 
 
+# Greetings and thanks with nothing else in them ("你好", "在吗？", "谢谢！"): answered in kind, not
+# with "没能找到和「你好」对应的事项", and not recorded as an unanswered question.
+_GREETING = r"你好|您好|在吗|在不在|有人吗|哈喽|嗨|hello|hi|早上好|上午好|中午好|下午好|晚上好"
+_THANKS = r"谢谢|多谢|感谢|谢了|好的|好滴|知道了|明白了|收到|ok|辛苦了"
+_SMALL_TALK = re.compile(rf"(?:{_GREETING}|{_THANKS}|[啊呀哈呢吗嘛哦喔噢啦您你])+")
+_THANKS_RE = re.compile(_THANKS)
+_NOT_WORDS = re.compile(r"[\W_]+")
+
+
+def small_talk(text: str) -> str | None:
+    """'thanks', 'greeting', or None when the message asks for something."""
+    bare = _NOT_WORDS.sub("", text.lower())
+    if not bare or len(bare) > 12 or not _SMALL_TALK.fullmatch(bare):
+        return None
+    return "thanks" if _THANKS_RE.search(bare) else "greeting"
+
+
 @router.message(is_command)
 async def unknown_command(message: Message, templates: Environment) -> None:
     # Echoed back: "/13812345678" must not show a phone number unmasked.
@@ -359,6 +376,10 @@ async def question(
     text = " ".join((message.text or "").split())
     chat_id = message.chat.id
     kw: dict[str, Any] = {"catalog": catalog, "templates": templates, "state": state}
+    if (talk := small_talk(text)) is not None:
+        reply = render(templates, "small_talk", center=catalog.center, thanks=talk == "thanks")
+        await send_html(bot, chat_id, reply)
+        return
 
     facets, rest = detect_facets(text)
     result: MatchResult | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -154,6 +155,27 @@ async def test_fallback_is_honest_and_counts_the_question(
     ]
     await harness.press("按部门查找")
     assert "县公安局" in harness.buttons()
+
+
+@pytest.mark.parametrize("greeting", ["你好", "在吗？", "您好啊", "Hi!", "有人吗"])
+async def test_a_greeting_is_greeted_back_not_told_nothing_was_found(
+    harness: BotHarness, greeting: str, db: tuple[AsyncEngine, async_sessionmaker[AsyncSession]]
+) -> None:
+    await harness.say(greeting)
+    text = harness.text()
+    assert text.startswith("您好") and "没能" not in text
+    assert "身份证丢了怎么补办" in text  # how to ask, by example
+    async with db[1]() as s:
+        assert await top_unanswered(session=s) == []
+
+
+async def test_thanks_gets_a_short_reply_and_a_real_question_after_a_greeting_is_answered(
+    harness: BotHarness,
+) -> None:
+    await harness.say("好的，谢谢！")
+    assert harness.text().startswith("不客气")
+    await harness.say("你好，结婚登记要带什么")
+    assert "申报材料" in harness.text()
 
 
 async def test_follow_ups_answer_the_item_in_context(harness: BotHarness) -> None:
