@@ -62,16 +62,19 @@ class DbSessionMiddleware(BaseMiddleware):
             return result
 
 
-# The update's session, for CommitBeforeSend (set by DbSessionMiddleware around the handler).
+# The update's session, for BeforeSend (set by DbSessionMiddleware around the handler).
 _update_session: ContextVar[AsyncSession | None] = ContextVar("yichuang_update_session", default=None)
 
 
-class CommitBeforeSend(BaseRequestMiddleware):
-    """Bot API request middleware (make_bot installs it): the update's transaction is committed
-    before each Telegram call, so no database lock is held across a network round trip. SQLite
-    has one writer: a handler holding its write lock while it waited for sendMessage stalled every
-    other update at ~15 replies/s (bench/bench_load.py). What the user is told is thus already
-    stored when they read it; the middleware still commits whatever the handler writes after."""
+class BeforeSend(BaseRequestMiddleware):
+    """Bot API request middleware (make_bot installs it), run before each Telegram call:
+
+    - the update's transaction is committed, so no database lock is held across a network round
+      trip. SQLite has one writer: a handler holding its write lock while it waited for sendMessage
+      stalled every other update at ~15 replies/s (bench/bench_load.py). What the user is told is
+      thus already stored when they read it; DbSessionMiddleware commits what comes after;
+    - a reply deferred into the webhook response (ReplySlot) is sent first, so messages arrive in
+      the order the handler wrote them."""
 
     async def __call__(
         self,
@@ -82,6 +85,9 @@ class CommitBeforeSend(BaseRequestMiddleware):
         session = _update_session.get()
         if session is not None and session.in_transaction():
             await session.commit()
+        slot = _reply_slot.get()
+        if slot is not None and (pending := slot.take()) is not None:
+            await bot(pending)
         return await make_request(bot, method)
 
 
@@ -118,7 +124,7 @@ class ReplyInResponse(BaseMiddleware):
     """Outer update middleware (webhook mode only) giving each update a ReplySlot and returning the
     deferred reply as the update's result, which aiogram's webhook handler writes into the HTTP
     response. Order is kept: any other Bot API call of the update first sends the deferred reply
-    (FlushDeferredReply); a handler that fails still gets its reply out before the apology."""
+    (BeforeSend); a handler that fails still gets its reply out before the apology."""
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         slot = ReplySlot()
@@ -140,22 +146,6 @@ class ReplyInResponse(BaseMiddleware):
             return pending
         await data["bot"](pending)  # the handler returned a method of its own
         return result
-
-
-class FlushDeferredReply(BaseRequestMiddleware):
-    """Bot API request middleware (make_bot installs it): a call made while a reply is deferred
-    sends that reply first, so messages arrive in the order the handler wrote them."""
-
-    async def __call__(
-        self,
-        make_request: NextRequestMiddlewareType[TelegramType],
-        bot: Bot,
-        method: TelegramMethod[TelegramType],
-    ) -> Response[TelegramType]:
-        slot = _reply_slot.get()
-        if slot is not None and (pending := slot.take()) is not None:
-            await bot(pending)
-        return await make_request(bot, method)
 
 
 class KeepResponseModels(BaseRequestMiddleware):

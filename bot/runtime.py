@@ -49,7 +49,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.app import build_dispatcher
 from bot.metrics import add_ops_routes, ops_for
-from bot.middlewares import CommitBeforeSend, FlushDeferredReply, KeepResponseModels
+from bot.middlewares import BeforeSend, KeepResponseModels
 from bot.settings import Settings
 from bot.templates import make_templates
 from knowledge.loader import load_catalog
@@ -164,8 +164,7 @@ def make_bot(settings: Settings, session: BaseSession | None = None) -> Bot:
         session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_base.rstrip("/")))
     token = settings.bot_token.get_secret_value() if settings.bot_token else "1:CONSOLE"
     bot = Bot(token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
-    bot.session.middleware(FlushDeferredReply())
-    bot.session.middleware(CommitBeforeSend())
+    bot.session.middleware(BeforeSend())
     bot.session.middleware(KeepResponseModels())
     return bot
 
