@@ -67,6 +67,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def listeners(port: int) -> int:
+    """Listening TCP sockets on `port` (each webhook worker process holds one, SO_REUSEPORT)."""
+    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(1 for r in rows if r.split()[1].endswith(f":{port:04X}") and r.split()[3] == "0A")
+
+
 def questions() -> list[str]:
     out: list[str] = []
     for path in sorted(HERE.glob("questions.*.jsonl")):
@@ -355,6 +361,12 @@ async def run(a: argparse.Namespace) -> None:
             cmd, cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
         await asyncio.wait_for(stub.webhook_set.wait(), 90)
+        # Kept-alive connections stay with the process that accepted them: opened before every
+        # worker listens, they would all go to the first one.
+        for _ in range(900):
+            if listeners(web_port) >= a.workers:
+                break
+            await asyncio.sleep(0.1)
 
         qs = questions()
         rng = random.Random(1)
@@ -373,8 +385,15 @@ async def run(a: argparse.Namespace) -> None:
                 url, data=update_json(0, 1, "x"), headers={"X-Telegram-Bot-Api-Secret-Token": "no"}
             ) as r:
                 assert r.status == 401, r.status
-            # Warm-up: worker processes come up after setWebhook; caches and templates fill.
+            # Warm-up: caches and templates fill.
             await drive(http, url, stub, users, qs, 50, a.warmup, ids, [bot.pid])
+            # Every other case-looking user sends its number now, so that in each round over the
+            # users half of them send a number and half the 4 digits. Otherwise all 4-digit steps
+            # (the costly half of a lookup) fell in the same stretch of each round: bursts no crowd
+            # of independent people makes, which the latencies then measured.
+            primed = [u for u in users if u.case is not None and u.uid % 2 and u.step % 2 == 0]
+            if primed:
+                await drive(http, url, stub, primed, qs, 100, len(primed) / 100, ids, [bot.pid])
             pids = bot_pids(bot.pid)
             mem0 = rss_mb(pids)
             print(
