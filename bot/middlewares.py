@@ -131,7 +131,7 @@ class ReplyInResponse(BaseMiddleware):
         token = _reply_slot.set(slot)
         try:
             result = await handler(event, data)
-        except BaseException:
+        except Exception:  # a cancelled update sends nothing more
             slot.open = False
             if (pending := slot.take()) is not None:
                 await data["bot"](pending)

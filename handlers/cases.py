@@ -35,6 +35,7 @@ from handlers.common import sender_id
 from handlers.filters import refuse_and_audit
 from models.cases import NUMBER_IN_TEXT_RE, Case, normalize_case_number, parse_start_param
 from models.crud import (
+    Ack,
     LookupOutcome,
     LookupResult,
     acknowledge_notice,
@@ -46,7 +47,7 @@ from models.crud import (
     unsubscribe,
     verify_lookup,
 )
-from models.notices import Notice, Subscription
+from models.notices import Subscription
 from models.workdays import CHINA_TZ
 
 router = Router(name=__name__)
@@ -321,21 +322,17 @@ async def acknowledge(
     or the case, and the attempt is audited like other refusals."""
     chat_id = callback.from_user.id
     recorded = await acknowledge_notice(session=session, event_pk=callback_data.e, chat_id=chat_id)
-    if not recorded:
-        received = select(Notice.id).where(
-            col(Notice.event_id) == callback_data.e, col(Notice.chat_id) == chat_id
+    if recorded is Ack.NOT_RECIPIENT:
+        await refuse_and_audit(
+            session=session,
+            user_id=chat_id,
+            role=role,
+            action="notice.ack",
+            target=str(callback_data.e),
+            kind="citizen.denied",
         )
-        if (await session.exec(received)).first() is None:
-            await refuse_and_audit(
-                session=session,
-                user_id=chat_id,
-                role=role,
-                action="notice.ack",
-                target=str(callback_data.e),
-                kind="citizen.denied",
-            )
-            await callback.answer(render(templates, "cases/ack_denied"), show_alert=True)
-            return
+        await callback.answer(render(templates, "cases/ack_denied"), show_alert=True)
+        return
     await callback.answer(render(templates, "cases/acknowledged" if recorded else "cases/ack_again"))
     if recorded and isinstance(callback.message, Message):
         try:

@@ -16,7 +16,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
+from enum import Enum, StrEnum
 from typing import Any, NamedTuple
 
 from sqlalchemy.exc import IntegrityError
@@ -849,18 +849,32 @@ async def list_chat_cases(*, session: AsyncSession, chat_id: int) -> list[Case]:
     return list(rows.all())
 
 
+class Ack(Enum):
+    """What a 我已知晓 press did; true only when it was recorded now."""
+
+    RECORDED = "recorded"
+    ALREADY = "already"
+    NOT_RECIPIENT = "not_recipient"  # no such notice, or it went to another chat
+
+    def __bool__(self) -> bool:
+        return self is Ack.RECORDED
+
+
 async def acknowledge_notice(
     *, session: AsyncSession, event_pk: int, chat_id: int, now: dt.datetime | None = None
-) -> bool:
-    """Record the applicant's 我已知晓 on a notice (e.g. the 一次性告知); False if unknown or already."""
+) -> Ack:
+    """Record the applicant's 我已知晓 on a notice (e.g. the 一次性告知), once, and only from the
+    chat the notice was sent to."""
     now = now or utc_now()
     notice = (
         await session.exec(
             select(Notice).where(col(Notice.event_id) == event_pk, col(Notice.chat_id) == chat_id)
         )
     ).first()
-    if notice is None or notice.acknowledged_at is not None:
-        return False
+    if notice is None:
+        return Ack.NOT_RECIPIENT
+    if notice.acknowledged_at is not None:
+        return Ack.ALREADY
     notice.acknowledged_at = now
     session.add(notice)
     case = await session.get(Case, notice.case_id) if notice.case_id else None
@@ -872,7 +886,7 @@ async def acknowledge_notice(
         now=now,
         details={"kind": notice.kind},
     )
-    return True
+    return Ack.RECORDED
 
 
 # --- staff views and the daily digest -----------------------------------------------------------------

@@ -126,14 +126,18 @@ def load_factor_key(secret: str | None, key_file: Path) -> FactorKey:
         for _ in range(50):  # the creator may not have written it yet
             text = key_file.read_text(encoding="ascii").strip()
             if text:
-                return FactorKey(bytes.fromhex(text))
+                try:
+                    return FactorKey(bytes.fromhex(text))
+                except ValueError:
+                    raise FactorKeyError(f"密钥文件 {key_file} 已损坏（应为十六进制）") from None
             time.sleep(0.02)
         raise FactorKeyError(f"密钥文件 {key_file} 是空的") from None
     except OSError as e:
         raise FactorKeyError(f"无法创建密钥文件 {key_file}：{e.strerror}") from e
+    key = secrets.token_hex(32)
     with os.fdopen(fd, "w", encoding="ascii") as f:
-        f.write(secrets.token_hex(32) + "\n")
-    return FactorKey(bytes.fromhex(key_file.read_text(encoding="ascii").strip()))
+        f.write(key + "\n")
+    return FactorKey(bytes.fromhex(key))
 
 
 _key: FactorKey | None = None
