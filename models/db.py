@@ -14,6 +14,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from models import sqlite_inline
+
 SQLITE_BUSY_TIMEOUT_MS = 5000
 
 
@@ -33,14 +35,19 @@ def _urls(url: str) -> tuple[str, str]:
     return url, url
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    # WAL lets the delivery worker read while a handler writes; busy_timeout waits instead of failing.
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any, *, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> None:
+    # WAL lets the delivery worker read while a handler writes; busy_timeout waits instead of failing
+    # (the async engine waits on the event loop instead: models/sqlite_inline.py).
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cur.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
+
+
+def _inline_sqlite_pragmas(dbapi_conn: Any, record: Any) -> None:
+    _sqlite_pragmas(dbapi_conn, record, busy_timeout_ms=0)
 
 
 def _drop_nul(value: Any) -> Any:
@@ -79,12 +86,15 @@ def sync_engine(url: str) -> Engine:
 def async_engine(url: str) -> AsyncEngine:
     _, async_url = _urls(url)
     # The ping before each checkout finds a PostgreSQL connection the server dropped (a restart).
-    # A SQLite file connection cannot go stale, and there the ping was four aiosqlite thread round
-    # trips per session: about 0.4 ms CPU of every update's ~1 ms session (bench/bench_load.py).
-    ping = make_url(async_url).get_backend_name() != "sqlite"
-    engine = create_async_engine(async_url, pool_pre_ping=ping)
-    if engine.dialect.name == "sqlite":
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    # A SQLite file connection cannot go stale: no ping there.
+    u = make_url(async_url)
+    if u.get_backend_name() == "sqlite":
+        # Run on the event loop's thread, not aiosqlite's threads (models/sqlite_inline.py).
+        database = u.database or ":memory:"
+        engine = create_async_engine(async_url, async_creator=lambda: sqlite_inline.connect(database))
+        event.listen(engine.sync_engine, "connect", _inline_sqlite_pragmas)
+        return engine
+    engine = create_async_engine(async_url, pool_pre_ping=True)
     if engine.dialect.name == "postgresql":
         event.listen(engine.sync_engine, "before_cursor_execute", _postgres_no_nul, retval=True)
     return engine
