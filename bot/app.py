@@ -38,6 +38,7 @@ from handlers.filters import staff_role_resolver
 from handlers.guide import Cards
 from knowledge.matcher import Matcher
 from knowledge.schema import Catalog
+from models.questions import UnansweredWriter
 
 # Longer than any conversation (a follow-up, the self-check walk, a complaint being written), short
 # enough that Redis does not keep every user who ever wrote.
@@ -107,6 +108,8 @@ def build_dispatcher(
         templates=templates,
         session_factory=session_factory,
         cards=Cards(catalog, templates),
+        # One per process: fallbacks arriving together share one write (models/batching.py).
+        unanswered=UnansweredWriter(session_factory.kw["bind"]),
     )
     dp.update.outer_middleware(UpdateObserver())
     if reply_in_response:

@@ -5,7 +5,6 @@ Errors are logged once, with the update id, by the errors handler in handlers/er
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -24,11 +23,12 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.metrics import DUPLICATES
 from bot.templates import render
+from models.batching import GroupWriter
 from models.leases import first_sights, purge_updates
 
 log = logging.getLogger(__name__)
@@ -395,56 +395,27 @@ class UpdateLedger(Protocol):
 class DbUpdateLedger:
     """Update ids in the database (models/leases.py): shared by every process of the bot.
 
-    Group commit: ids arriving while a write is in flight wait and go together in the next one,
-    so under load one transaction serves many updates instead of each paying for its own commit.
-    Writes start at most every SPACING seconds: a write costs ~0.8 ms CPU on SQLite almost whatever
-    its size, and back to back under load they carried one or two ids each (25 ms instead of 10:
-    3.6 instead of 4.3 ms CPU per update at 150 questions/s, bench/bench_load.py). An update waits
-    at most SPACING more; a lone update, long after the previous write, does not wait at all.
+    Group commit (models/batching.py): ids arriving while a write is in flight wait and go together
+    in the next one, so under load one transaction serves many updates instead of each paying for
+    its own commit. Writes start at most every SPACING seconds (25 ms instead of 10: 3.6 instead of
+    4.3 ms CPU per update at 150 questions/s, bench/bench_load.py).
     """
 
     PURGE_EVERY = 600.0  # seconds
-    BATCH = 500
     SPACING = 0.025  # seconds: at most 40 writes/s per process
 
     def __init__(self, engine: AsyncEngine):
-        self.engine = engine
         self._purged = 0.0
-        self._last_write = float("-inf")
-        self._waiting: list[tuple[int, int, asyncio.Future[bool]]] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._group = GroupWriter(engine, self._write, spacing=self.SPACING)
 
     async def first_time(self, bot_id: int, update_id: int) -> bool:
-        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._waiting.append((bot_id, update_id, answer))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write())
-        return await answer
+        return await self._group.submit((bot_id, update_id))
 
-    async def _write(self) -> None:
-        while self._waiting:
-            delay = self._last_write + self.SPACING - time.monotonic()
-            if delay > 0 and len(self._waiting) < self.BATCH:
-                await asyncio.sleep(delay)
-            self._last_write = time.monotonic()
-            # Capped: SQLite allows some thousands of bound values in one statement.
-            batch, self._waiting = self._waiting[: self.BATCH], self._waiting[self.BATCH :]
-            try:
-                # A bare connection, not an ORM session: nothing here needs one, and it cost more than
-                # the insert itself.
-                async with self.engine.begin() as conn:
-                    if time.monotonic() - self._purged > self.PURGE_EVERY:
-                        self._purged = time.monotonic()
-                        await purge_updates(conn=conn)
-                    fresh = await first_sights(conn=conn, keys=[(b, u) for b, u, _ in batch])
-            except Exception as e:  # noqa: BLE001 - each waiter decides what a failure means
-                for _, _, answer in batch:
-                    if not answer.done():
-                        answer.set_exception(e)
-                continue
-            for (_, _, answer), new in zip(batch, fresh, strict=True):
-                if not answer.done():
-                    answer.set_result(new)
+    async def _write(self, conn: AsyncConnection, keys: list[tuple[int, int]]) -> list[bool]:
+        if time.monotonic() - self._purged > self.PURGE_EVERY:
+            self._purged = time.monotonic()
+            await purge_updates(conn=conn)
+        return await first_sights(conn=conn, keys=keys)
 
 
 class RedisUpdateLedger:

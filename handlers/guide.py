@@ -16,7 +16,6 @@ from aiogram.filters import CommandStart
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, FSInputFile, InlineKeyboardMarkup, Message
 from jinja2 import Environment
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.render import (
     Entry,
@@ -35,7 +34,7 @@ from bot.templates import render
 from handlers.common import is_command, pressed_entry
 from knowledge.matcher import Matcher, MatchResult
 from knowledge.schema import Catalog, Phone, Window
-from models.questions import mask_sensitive, record_unanswered
+from models.questions import UnansweredWriter, mask_sensitive
 
 log = logging.getLogger(__name__)
 router = Router(name=__name__)
@@ -284,11 +283,11 @@ async def send_fallback(
     *,
     catalog: Catalog,
     templates: Environment,
-    session: AsyncSession,
+    unanswered: UnansweredWriter,
     maybe: Sequence[Entry] = (),
 ) -> None:
     """The honest "not found"; `maybe` are weak guesses shown as buttons under it, never as an answer."""
-    await record_unanswered(session=session, text=question)
+    await unanswered.record(question)
     text = render(
         templates, "fallback", question=mask_sensitive(question), center=catalog.center, maybe=bool(maybe)
     )
@@ -371,7 +370,7 @@ async def question(
     matcher: Matcher,
     templates: Environment,
     cards: Cards,
-    session: AsyncSession,
+    unanswered: UnansweredWriter,
 ) -> None:
     text = " ".join((message.text or "").split())
     chat_id = message.chat.id
@@ -416,7 +415,7 @@ async def question(
         return
     maybe = candidate_entries(catalog, result, MAYBE_MIN_SCORE)[:MAX_MAYBE]
     await send_fallback(
-        bot, chat_id, text, catalog=catalog, templates=templates, session=session, maybe=maybe
+        bot, chat_id, text, catalog=catalog, templates=templates, unanswered=unanswered, maybe=maybe
     )
 
 
@@ -427,11 +426,13 @@ async def none_of_these(
     state: FSMContext,
     catalog: Catalog,
     templates: Environment,
-    session: AsyncSession,
+    unanswered: UnansweredWriter,
 ) -> None:
     await callback.answer()
     asked = (await state.get_data()).get("asked") or ""
-    await send_fallback(bot, chat_of(callback), asked, catalog=catalog, templates=templates, session=session)
+    await send_fallback(
+        bot, chat_of(callback), asked, catalog=catalog, templates=templates, unanswered=unanswered
+    )
 
 
 @router.callback_query(EntryCb.filter())
