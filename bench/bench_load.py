@@ -67,12 +67,6 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def listeners(port: int) -> int:
-    """Listening TCP sockets on `port` (each webhook worker process holds one, SO_REUSEPORT)."""
-    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
-    return sum(1 for r in rows if r.split()[1].endswith(f":{port:04X}") and r.split()[3] == "0A")
-
-
 def questions() -> list[str]:
     out: list[str] = []
     for path in sorted(HERE.glob("questions.*.jsonl")):
@@ -123,8 +117,8 @@ class Stub:
             self.latencies.append(time.monotonic() - due)
 
 
-# A reply the bot put in the webhook response: multipart form data naming the method and the chat.
-IN_RESPONSE = re.compile(rb'name="method"\r\n\r\n(\w+)\r\n.*?name="chat_id"\r\n\r\n(-?\d+)\r\n', re.S)
+# A reply the bot put in the webhook response: JSON naming the method and the chat.
+IN_RESPONSE = re.compile(rb'^\{"method": "(\w+)", "chat_id": (-?\d+)')
 
 
 # ---------------------------------------------------------------- users
@@ -360,13 +354,8 @@ async def run(a: argparse.Namespace) -> None:
         bot = subprocess.Popen(  # noqa: ASYNC220 - started once, before any load
             cmd, cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
-        await asyncio.wait_for(stub.webhook_set.wait(), 90)
-        # Kept-alive connections stay with the process that accepted them: opened before every
-        # worker listens, they would all go to the first one.
-        for _ in range(900):
-            if listeners(web_port) >= a.workers:
-                break
-            await asyncio.sleep(0.1)
+        # Set once every worker is connected to the front (bot/dealer.py).
+        await asyncio.wait_for(stub.webhook_set.wait(), 120)
 
         qs = questions()
         rng = random.Random(1)

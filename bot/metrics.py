@@ -25,6 +25,10 @@ from aiogram.types import TelegramObject, Update
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
 from pydantic import BaseModel
 from redis.asyncio import Redis
 from sqlalchemy import event, func, text
@@ -217,7 +221,45 @@ async def metrics(request: web.Request) -> web.StreamResponse:
     except Exception as e:  # noqa: BLE001 - the in-process counters are still worth serving
         log.warning("metrics: notice gauges not refreshed: %s", type(e).__name__)
     body = generate_latest(REGISTRY)
+    more = request.app.get(MORE_METRICS)
+    if more is not None:
+        body = merge_expositions(body, await more())
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def merge_expositions(own: bytes, others: list[bytes]) -> bytes:
+    """This process's metrics with the webhook workers' (bot/dealer.py) added in: counters and
+    histograms summed over the processes; gauges, read from the database, are this process's."""
+    families: dict[str, Metric] = {}
+    samples: dict[str, dict[tuple[str, tuple[tuple[str, str], ...]], Sample]] = {}
+    for k, exposition in enumerate([own, *others]):
+        for family in text_string_to_metric_families(exposition.decode()):
+            if family.name not in families:
+                families[family.name] = Metric(family.name, family.documentation, family.type)
+                samples[family.name] = {}
+            if family.type == "gauge" and k > 0:
+                continue
+            into = samples[family.name]
+            for sample in family.samples:
+                key = (sample.name, tuple(sorted(sample.labels.items())))
+                old = into.get(key)
+                if old is None:
+                    into[key] = sample
+                elif not sample.name.endswith("_created"):
+                    into[key] = old._replace(value=old.value + sample.value)
+    for name, family in families.items():
+        family.samples = list(samples[name].values())
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Fixed(list(families.values())))
+    return generate_latest(registry)
+
+
+class _Fixed(Collector):
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> list[Metric]:
+        return self.families
 
 
 def ops_for(dp: Dispatcher, bot: Bot) -> OpsContext:
@@ -230,7 +272,14 @@ def ops_for(dp: Dispatcher, bot: Bot) -> OpsContext:
     )
 
 
-def add_ops_routes(app: web.Application, ops: OpsContext) -> None:
+MoreMetrics = Callable[[], Awaitable[list[bytes]]]
+MORE_METRICS: web.AppKey[MoreMetrics] = web.AppKey("more_metrics")
+
+
+def add_ops_routes(app: web.Application, ops: OpsContext, *, more_metrics: MoreMetrics | None = None) -> None:
+    """`more_metrics`: other processes' exposition texts to add to this one's (bot/dealer.py)."""
     app[OPS] = ops
+    if more_metrics is not None:
+        app[MORE_METRICS] = more_metrics
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)

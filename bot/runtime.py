@@ -18,8 +18,10 @@ import multiprocessing.process
 import os
 import re
 import secrets
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import AsyncGenerator, Coroutine
 from dataclasses import dataclass, field
@@ -48,7 +50,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.app import build_dispatcher
-from bot.metrics import add_ops_routes, ops_for
+from bot.dealer import Front, json_reply, serve_front, update_caller
+from bot.metrics import OpsContext, add_ops_routes, ops_for
 from bot.middlewares import BeforeSend, KeepResponseModels
 from bot.settings import Settings
 from bot.templates import make_templates
@@ -225,10 +228,11 @@ UPDATE_CONCURRENCY = 16
 
 class BoundedRequestHandler(SimpleRequestHandler):
     """aiogram's webhook handler, handling each update inside its HTTP request so that the update's
-    last reply can go back in the response (bot/middlewares.ReplyInResponse), with at most
-    UPDATE_CONCURRENCY updates in progress. Telegram waits for the response, but only as long as
-    the handler takes; past aiogram's 55 s the response goes out empty and the handler finishes in
-    the background, so a slow handler still never makes Telegram redeliver."""
+    last reply can go back in the response (bot/middlewares.ReplyInResponse), as JSON
+    (bot/dealer.json_reply), with at most UPDATE_CONCURRENCY updates in progress. Telegram waits for
+    the response, but only as long as the handler takes; past aiogram's 55 s the response goes out
+    empty and the handler finishes in the background, so a slow handler still never makes Telegram
+    redeliver."""
 
     def __init__(self, dispatcher: Dispatcher, bot: Bot, secret_token: str) -> None:
         super().__init__(dispatcher, bot, handle_in_background=False, secret_token=secret_token)
@@ -236,7 +240,13 @@ class BoundedRequestHandler(SimpleRequestHandler):
 
     async def _handle_request(self, bot: Bot, request: web.Request) -> web.Response:
         async with self._slots:
-            return await super()._handle_request(bot, request)
+            method: TelegramMethod[Any] | None = await self.dispatcher.feed_webhook_update(
+                bot, await request.json(loads=bot.session.json_loads), **self.data
+            )
+        body = json_reply(bot, method)
+        if body is None:  # a file: only multipart can carry it
+            return web.Response(body=self._build_response_writer(bot=bot, result=method))
+        return web.Response(body=body, content_type="application/json")
 
 
 def webhook_secret(settings: Settings) -> str:
@@ -266,16 +276,6 @@ def webhook_app(
     return app, secret
 
 
-async def _serve_webhook(settings: Settings, bot: Bot, dp: Dispatcher, secret: str) -> web.AppRunner:
-    app, _ = webhook_app(settings, bot, dp, secret=secret)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    # reuse_port: every worker process binds the same port and the kernel spreads connections.
-    site = web.TCPSite(runner, settings.web_host, settings.web_port, reuse_port=settings.web_workers > 1)
-    await site.start()
-    return runner
-
-
 def _stop_event() -> asyncio.Event:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -284,21 +284,43 @@ def _stop_event() -> asyncio.Event:
     return stop
 
 
+def front_app(settings: Settings, front: Front, ops: OpsContext) -> web.Application:
+    """The parent's HTTP server with WEB_WORKERS > 1: updates dealt to the workers, and the same
+    /healthz and /metrics (with the workers' counters summed in) as a single process serves."""
+    app = web.Application()
+    app.router.add_post(settings.webhook_path, front.handle)
+    add_ops_routes(app, ops, more_metrics=front.worker_metrics)
+    return app
+
+
 async def _run_webhook(settings: Settings, bot: Bot, dp: Dispatcher) -> None:
-    """Webhook mode. With WEB_WORKERS=N (`yichuang run --workers N`) this process is worker 0 and
-    the only one running setWebhook and the background services; N-1 more processes serve the same
-    port with the same secret, each with its own dispatcher (shared state: the database, and
-    Redis for FSM and throttling when REDIS_URL is set)."""
+    """Webhook mode. With WEB_WORKERS=1 this process takes the updates and handles them. With
+    WEB_WORKERS=N (`yichuang run --workers N`) it is the front (bot/dealer.py), the only process
+    on the port, and runs the background services; N spawned worker processes handle the updates,
+    each user's always in the same one."""
     secret = webhook_secret(settings)
-    if settings.web_workers > 1 and not settings.redis_url:
-        # Each process would keep its own conversations: a case number typed to one worker and the
-        # 4 digits that follow, taken by another, would not meet.
-        log.warning("WEB_WORKERS=%d without REDIS_URL: conversations not shared", settings.web_workers)
-    runner = await _serve_webhook(settings, bot, dp, secret)
     stop = _stop_event()
-    pool = WebWorkers(settings, secret)
+    front: Front | None = None
+    pool: WebWorkers | None = None
+    sockets = Path(tempfile.mkdtemp(prefix="yichuang-"))
+    if settings.web_workers > 1:
+        front = Front(settings.web_workers, secret, str(sockets / "front.sock"))
+        await front.start()
+        pool = WebWorkers(settings, front.socket_path)
+        pool.start(settings.web_workers)
+        app = front_app(settings, front, ops_for(dp, bot))
+    else:
+        app, _ = webhook_app(settings, bot, dp, secret=secret)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
     try:
-        pool.start(settings.web_workers - 1)
+        if front is not None and pool is not None:
+            # Telegram's first updates should not wait for workers still loading the catalog.
+            deadline = time.monotonic() + WORKERS_READY_TIMEOUT
+            while front.connected() < settings.web_workers and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+                pool.replace_dead()
+        await web.TCPSite(runner, settings.web_host, settings.web_port).start()
         await bot.set_webhook(
             webhook_target(settings), secret_token=secret, allowed_updates=dp.resolve_used_update_types()
         )
@@ -314,42 +336,49 @@ async def _run_webhook(settings: Settings, bot: Bot, dp: Dispatcher) -> None:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1.0)
-            if not stop.is_set():
+            if pool is not None and not stop.is_set():
                 pool.replace_dead()
     finally:
-        pool.stop()
-        await runner.cleanup()
+        await runner.cleanup()  # the updates in hand are answered first
+        if front is not None:
+            await front.stop()
+        if pool is not None:
+            pool.stop()
+        shutil.rmtree(sockets, ignore_errors=True)
         log.info("stopped")
 
 
+WORKERS_READY_TIMEOUT = 120.0  # seconds for every worker to load the catalog and connect
+
+
 class WebWorkers:
-    """The extra webhook worker processes (spawned, not forked: the parent already runs an event
-    loop and threads). A worker that dies is replaced; all are stopped with the parent."""
+    """The webhook worker processes (spawned, not forked: the parent already runs an event loop
+    and threads). A worker that dies is replaced; all are stopped with the parent."""
 
-    STOP_TIMEOUT = 10.0
+    STOP_TIMEOUT = 15.0
 
-    def __init__(self, settings: Settings, secret: str) -> None:
-        self.settings, self.secret = settings, secret
+    def __init__(self, settings: Settings, socket_path: str) -> None:
+        self.settings, self.socket_path = settings, socket_path
         self.ctx = multiprocessing.get_context("spawn")
         self.procs: list[multiprocessing.process.BaseProcess] = []
 
     def _spawn(self, index: int) -> multiprocessing.process.BaseProcess:
         proc = self.ctx.Process(
             target=webhook_worker_main,
-            args=(self.settings, self.secret, index, os.getpid()),
+            args=(self.settings, self.socket_path, index, os.getpid()),
             name=f"yichuang-web-{index}",
         )
         proc.start()
         return proc
 
     def start(self, n: int) -> None:
-        self.procs = [self._spawn(k + 1) for k in range(max(n, 0))]
+        self.procs = [self._spawn(k) for k in range(n)]
 
     def replace_dead(self) -> None:
         for k, proc in enumerate(self.procs):
             if not proc.is_alive():
-                log.warning("webhook worker %d exited with %s; starting a new one", k + 1, proc.exitcode)
-                self.procs[k] = self._spawn(k + 1)
+                log.warning("webhook worker %d exited with %s; starting a new one", k, proc.exitcode)
+                self.procs[k] = self._spawn(k)
 
     def stop(self) -> None:
         for proc in self.procs:
@@ -362,23 +391,27 @@ class WebWorkers:
                 proc.join()
 
 
-def webhook_worker_main(settings: Settings, secret: str, index: int, parent_pid: int) -> None:
-    """Entry point of webhook worker process `index` (1..N-1): serve updates until SIGTERM/SIGINT
-    or until the parent is gone (a SIGKILLed parent must not leave orphans holding the port)."""
+def webhook_worker_main(settings: Settings, socket_path: str, index: int, parent_pid: int) -> None:
+    """Entry point of webhook worker process `index` (0..N-1): handle the updates the front deals
+    it until the front closes the connection, SIGTERM/SIGINT, or the parent is gone (a SIGKILLed
+    parent must not leave orphans)."""
     setup_logging(settings.log_level, settings.log_format)
 
     async def main() -> None:
         parts = await assemble(settings, migrate=False)
         bot = make_bot(settings)
         dp = parts.dispatcher(reply_in_response=True)
-        runner = await _serve_webhook(settings, bot, dp, secret)
         stop = _stop_event()
+        call = update_caller(bot, dp)
+        serving = asyncio.create_task(serve_front(socket_path, index, call, concurrency=UPDATE_CONCURRENCY))
         try:
-            while not stop.is_set() and os.getppid() == parent_pid:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), 1.0)
+            while not serving.done() and not stop.is_set() and os.getppid() == parent_pid:
+                await asyncio.wait({serving}, timeout=1.0)
+            if not serving.done():
+                serving.cancel()  # stops taking updates; the ones in hand are finished first
+            with contextlib.suppress(asyncio.CancelledError, OSError):
+                await serving
         finally:
-            await runner.cleanup()
             await bot.session.close()
             await parts.engine.dispose()
             log.info("webhook worker %d stopped", index)
