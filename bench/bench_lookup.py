@@ -6,7 +6,11 @@
 Rows are bulk-inserted (one case, one step, one event each) with one shared factor hash: the
 lookup still runs its real scrypt check, the fill just skips computing a million of them.
 Measured per lookup, as the bot does it: lockout check + case by number + factor check + audit
-row + commit (verify_lookup), then steps + history (case_public) and the status template.
+row + commit (verify_lookup), then steps, subscription and history (chat_status) and the status
+template. Then the same through the production dispatcher (one user per lookup, replies recorded
+instead of sent), for each of the two updates: the case number (asks for the factor) and the 4
+digits (check, status reply). CPU is process time, which a shared machine's load inflates far less
+than wall time; compare two versions by alternating runs.
 """
 
 from __future__ import annotations
@@ -14,17 +18,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import itertools
 import random
 import statistics
 import time
 from pathlib import Path
 
+from jinja2 import Environment
 from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bench import BENCH_FACTOR_SECRET
+from bot.app import build_dispatcher
+from bot.runtime import RecordingSession, UpdateFactory, make_bot
+from bot.settings import Settings
 from bot.templates import make_templates, render
+from knowledge.loader import load_catalog
+from knowledge.matcher import Matcher
 from models.cases import Case, CaseEvent, CaseStep, new_case_number, utc_now
-from models.crud import case_public, get_case, verify_lookup
+from models.crud import chat_status, get_case, verify_lookup
 from models.db import async_engine, prepare_database, session_factory, sync_engine
 from models.privacy import FactorKey, hash_factor, hash_token, mask_phone, new_salt, use_factor_key
 
@@ -123,6 +136,10 @@ def _ms(samples: list[float]) -> str:
     return f"p50 {q[49] * 1000:.2f} ms, p99 {q[98] * 1000:.2f} ms (n={len(samples)})"
 
 
+def _cpu(seconds: float, n: int) -> str:
+    return f"{seconds / n * 1000:.2f} ms CPU each"
+
+
 async def measure(url: str, numbers: list[str], n: int) -> None:
     engine = async_engine(url)
     await prepare_database(engine)
@@ -130,21 +147,66 @@ async def measure(url: str, numbers: list[str], n: int) -> None:
     templates = make_templates()
     picks = random.sample(numbers, n)
     full, find = [], []
+    cpu_full = cpu_find = 0.0
     for i, number in enumerate(picks):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         async with factory() as s:
             result = await verify_lookup(session=s, number=number, factor="5678", user_key=f"bench:{i}")
             assert result.ok and result.case is not None
-            public = await case_public(session=s, case=result.case)
-            render(templates, "cases/status", case=public, subscribed=False)
+            public, subscribed = await chat_status(session=s, case=result.case, chat_id=8_000_000 + i)
+            render(templates, "cases/status", case=public, subscribed=subscribed)
         full.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
+        cpu_full += time.process_time() - c0
+        t0, c0 = time.perf_counter(), time.process_time()
         async with factory() as s:
             assert await get_case(session=s, number=number) is not None
         find.append(time.perf_counter() - t0)
+        cpu_find += time.process_time() - c0
+    print(
+        f"full lookup (lockout, find, factor, audit, steps, subscription, history, template): {_ms(full)}, "
+        f"{_cpu(cpu_full, n)}"
+    )
+    print(f"case by number alone: {_ms(find)}, {_cpu(cpu_find, n)}")
+    await measure_dispatcher(factory, templates, picks)
     await engine.dispose()
-    print(f"full lookup (lockout, find, scrypt factor, audit, steps, history, template): {_ms(full)}")
-    print(f"case by number alone: {_ms(find)}")
+
+
+async def measure_dispatcher(
+    factory: async_sessionmaker[AsyncSession], templates: Environment, numbers: list[str]
+) -> None:
+    """Both updates of a lookup through build_dispatcher, as bench_load's looking-up users send them."""
+    catalog = load_catalog()
+    dp = build_dispatcher(
+        settings=Settings(bot_token=None, throttle_rate=0),
+        catalog=catalog,
+        matcher=Matcher(catalog),
+        templates=templates,
+        session_factory=factory,
+    )
+    recorder = RecordingSession()
+    bot = make_bot(Settings(bot_token=None), session=recorder)
+    # Updates built beforehand: parsing Telegram's JSON is the web server's cost, not the lookup's.
+    # Update ids unique across users, as Telegram's are: aiogram caches Update.event_type by id.
+    update_ids = itertools.count(1)
+    pairs = []
+    for k, number in enumerate(numbers):
+        users = UpdateFactory(bot, user_id=8_000_000 + k, _ids=update_ids)
+        pairs.append((users.message(number), users.message("5678")))
+    cpu_number = cpu_factor = 0.0
+    for ask, answer in pairs:
+        c0 = time.process_time()
+        await dp.feed_update(bot, ask)
+        c1 = time.process_time()
+        await dp.feed_update(bot, answer)
+        cpu_factor += time.process_time() - c1
+        cpu_number += c1 - c0
+        sent = recorder.take()
+        reply = sent[-1].message if sent else None
+        assert reply is not None and "当前状态" in (reply.text or ""), sent
+    n = len(pairs)
+    print(f"dispatcher, case number (asks for the factor): {_cpu(cpu_number, n)}")
+    print(f"dispatcher, 4 digits (check, status reply): {_cpu(cpu_factor, n)}")
+    print(f"dispatcher, whole lookup: {_cpu(cpu_number + cpu_factor, n)}")
 
 
 def main() -> None:

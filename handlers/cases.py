@@ -40,7 +40,7 @@ from models.crud import (
     LookupResult,
     acknowledge_notice,
     bind_chat,
-    case_public,
+    chat_status,
     get_case,
     list_chat_cases,
     subscribe,
@@ -118,12 +118,13 @@ async def ask_factor(message: Message, state: FSMContext, templates: Environment
     await message.answer(render(templates, "cases/ask_factor", number=number), parse_mode=ParseMode.HTML)
 
 
-async def mark_verified(state: FSMContext, number: str) -> None:
-    data = await state.get_data()
+async def mark_verified(state: FSMContext, number: str, data: dict[str, Any]) -> None:
+    """Let this chat act on `number` for VERIFIED_FOR. `data`: the state's data as the handler read
+    it, still current (one user's updates are handled one at a time), so nobody reads it twice."""
     now = time.time()
     verified = {n: t for n, t in (data.get("verified") or {}).items() if t > now}
     verified[number] = now + VERIFIED_FOR
-    await state.update_data(verified=verified)
+    await state.set_data({**data, "verified": verified})
 
 
 async def is_verified(state: FSMContext, number: str) -> bool:
@@ -152,8 +153,7 @@ def status_keyboard(number: str, subscribed: bool) -> InlineKeyboardMarkup:
 async def send_status(
     bot: Bot, chat_id: int, case: Case, *, session: AsyncSession, templates: Environment
 ) -> None:
-    public = await case_public(session=session, case=case)
-    subscribed = await is_subscribed(session, case, chat_id)
+    public, subscribed = await chat_status(session=session, case=case, chat_id=chat_id)
     text = render(templates, "cases/status", case=public, subscribed=subscribed)
     await send_html(bot, chat_id, text, status_keyboard(case.number, subscribed))
 
@@ -188,7 +188,7 @@ async def deep_link(
         await refuse(message, result, templates)
         return
     await state.set_state(None)
-    await mark_verified(state, result.case.number)
+    await mark_verified(state, result.case.number, await state.get_data())
     await message.answer(
         render(templates, "cases/bound", number=result.case.number), parse_mode=ParseMode.HTML
     )
@@ -262,7 +262,8 @@ async def factor(
         # Not counted as a failure: the user misunderstood the question, nobody guessed anything.
         await message.answer(render(templates, "cases/ask_factor_again"), parse_mode=ParseMode.HTML)
         return
-    number = str((await state.get_data()).get("lookup_number") or "")
+    data = await state.get_data()
+    number = str(data.get("lookup_number") or "")
     user_id = sender_id(message)
     result = await verify_lookup(session=session, number=number, factor=digits, user_key=user_key(user_id))
     if not result.ok or result.case is None:
@@ -271,7 +272,7 @@ async def factor(
         await refuse(message, result, templates)
         return
     await state.set_state(None)
-    await mark_verified(state, result.case.number)
+    await mark_verified(state, result.case.number, data)
     await send_status(bot, message.chat.id, result.case, session=session, templates=templates)
 
 

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from enum import Enum, StrEnum
 from typing import Any, NamedTuple
 
+from sqlalchemy import Row, exists, false, literal
+from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import flag_modified
 from sqlalchemy.orm.exc import StaleDataError
@@ -48,7 +50,7 @@ from models.lifecycle import (
     decide,
     parse_status,
 )
-from models.lockout import locked_until, record_failure
+from models.lockout import LookupLock, lock_running, record_failure
 from models.notices import Notice, Subscription, enqueue_notice
 from models.privacy import (
     KEYED,
@@ -258,13 +260,19 @@ async def get_case(*, session: AsyncSession, number: str) -> Case | None:
     return (await session.exec(select(Case).where(col(Case.number) == canonical))).first()
 
 
+# A case's steps as they are shown: lead department first, then in creation order.
+_STEP_ORDER = (col(CaseStep.is_lead).desc(), col(CaseStep.id))
+# (SELECT 1): one row to outer-join others to, so a statement answers even when they are missing.
+_ONE_ROW = sa_select(literal(1).label("one")).subquery("one_row")
+
+
 async def get_steps(*, session: AsyncSession, case_id: int) -> list[CaseStep]:
     """Lead department first, then in creation order."""
     rows = await session.exec(
         select(CaseStep)
         .execution_options(populate_existing=True)
         .where(col(CaseStep.case_id) == case_id)
-        .order_by(col(CaseStep.is_lead).desc(), col(CaseStep.id))
+        .order_by(*_STEP_ORDER)
     )
     return list(rows.all())
 
@@ -315,13 +323,14 @@ def deadline_view(case: Case, *, today: dt.date, calendar: WorkCalendar | None =
 
 def to_public(
     case: Case,
-    steps: Sequence[CaseStep],
-    history: Sequence[CaseEvent] = (),
+    steps: Sequence[CaseStep | Row[Any]],
+    history: Sequence[CaseEvent | Row[Any]] = (),
     *,
     today: dt.date | None = None,
     calendar: WorkCalendar | None = None,
 ) -> CasePublic:
-    """The masked read model shown to applicants, staff and the integration API."""
+    """The masked read model shown to applicants, staff and the integration API (steps and history
+    as entities or as rows with the same column names)."""
     view = deadline_view(case, today=today or local_date(utc_now()), calendar=calendar)
     return CasePublic(
         number=case.number,
@@ -381,10 +390,66 @@ async def case_public(
     today: dt.date | None = None,
     calendar: WorkCalendar | None = None,
 ) -> CasePublic:
+    """The masked read model of a stored case, with its steps and (by default) its history."""
+    return (await _read_public(session, case, history, None, today, calendar)).case
+
+
+class ChatStatus(NamedTuple):
+    """The applicant's status reply: the case with its history, and whether this chat follows it."""
+
+    case: CasePublic
+    subscribed: bool
+
+
+async def chat_status(
+    *,
+    session: AsyncSession,
+    case: Case,
+    chat_id: int,
+    today: dt.date | None = None,
+    calendar: WorkCalendar | None = None,
+) -> ChatStatus:
+    """case_public with its history, and whether `chat_id` is subscribed, in two statements."""
+    return await _read_public(session, case, True, chat_id, today, calendar)
+
+
+async def _read_public(
+    session: AsyncSession,
+    case: Case,
+    history: bool,
+    chat_id: int | None,
+    today: dt.date | None,
+    calendar: WorkCalendar | None,
+) -> ChatStatus:
     assert case.id is not None
-    steps = await get_steps(session=session, case_id=case.id)
-    events = await get_history(session=session, case_id=case.id) if history else []
-    return to_public(case, steps, events, today=today, calendar=calendar)
+    # Rows, not entities: nothing read here is changed, and loading entities cost more than the SQL.
+    conn = await session.connection()
+    steps_t, events_t = CaseStep.__table__, CaseEvent.__table__  # type: ignore[attr-defined]
+    # The subscription rides on the steps statement: its steps are outer-joined to one row that
+    # carries the answer, so it comes even for a case without steps.
+    subscribed = (
+        exists().where(col(Subscription.case_id) == case.id, col(Subscription.chat_id) == chat_id)
+        if chat_id is not None
+        else false()
+    )
+    rows = (
+        await conn.execute(
+            sa_select(subscribed.label("subscribed"), steps_t)
+            .select_from(_ONE_ROW)
+            .outerjoin(steps_t, steps_t.c.case_id == case.id)
+            .order_by(*_STEP_ORDER)
+        )
+    ).all()
+    steps = [r for r in rows if r.id is not None]
+    events: Sequence[Row[Any]] = ()
+    if history:
+        events = (
+            await conn.execute(
+                sa_select(events_t).where(events_t.c.case_id == case.id).order_by(events_t.c.id)
+            )
+        ).all()
+    public = to_public(case, steps, events, today=today, calendar=calendar)
+    return ChatStatus(public, bool(rows[0].subscribed))
 
 
 # --- events -----------------------------------------------------------------------------------------
@@ -753,14 +818,21 @@ async def _verify(
     action: str,
     check: Callable[[Case], bool],
 ) -> LookupResult:
-    until = await locked_until(session=session, user_key=user_key, now=now)
     canonical = normalize_case_number(number) or ""
+    # The user's lock and the case in one statement, the same one whether the number exists or not.
+    case, until = (
+        await session.exec(
+            select(Case, LookupLock.locked_until)
+            .select_from(_ONE_ROW)
+            .outerjoin(Case, col(Case.number) == canonical)
+            .outerjoin(LookupLock, lock_running(user_key=user_key, now=now))
+        )
+    ).one()
     if until is not None:
         await commit_audited(
             session=session, actor=user_key, action=action, outcome="locked", target=canonical, now=now
         )
         return LookupResult(LookupOutcome.LOCKED, locked_until=until)
-    case = await get_case(session=session, number=canonical) if canonical else None
     # Keyed hashes check in microseconds; a legacy scrypt one (~12 ms) goes to a thread so it does
     # not stall every other update on the event loop.
     if case is not None and (

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import ColumnElement, and_, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models.cases import utc_column
@@ -36,12 +36,13 @@ class LookupLock(SQLModel, table=True):
     locked_until: dt.datetime = utc_column()
 
 
-async def locked_until(*, session: AsyncSession, user_key: str, now: dt.datetime) -> dt.datetime | None:
-    """When the user's lock ends, or None when they may try."""
-    lock = await session.get(LookupLock, user_key)
-    if lock is not None and lock.locked_until > now:
-        return lock.locked_until
-    return None
+def lock_running(*, user_key: str, now: dt.datetime) -> ColumnElement[bool]:
+    """Join condition for the user's lock, when one is still running (outer-joined: NULL, they may try).
+
+    A lookup joins it to the statement that fetches the case, so the check costs no round trip of
+    its own and is made the same way whether the case exists or not.
+    """
+    return and_(col(LookupLock.user_key) == user_key, col(LookupLock.locked_until) > now)
 
 
 async def record_failure(*, session: AsyncSession, user_key: str, now: dt.datetime) -> dt.datetime | None:

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import datetime as dt
 from calendar import monthrange
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import chinese_calendar
@@ -56,13 +58,26 @@ class Deadline:
 
 @dataclass
 class WorkCalendar:
-    extra_holidays: dict[dt.date, str] = field(default_factory=dict)
-    extra_workdays: dict[dt.date, str] = field(default_factory=dict)
+    extra_holidays: Mapping[dt.date, str] = field(default_factory=dict)
+    extra_workdays: Mapping[dt.date, str] = field(default_factory=dict)
     announced_years: frozenset[int] = frozenset()
     fixed_holidays: frozenset[tuple[int, int]] = frozenset()  # (month, day) for unannounced years
     # Years the package has data for; kept as fields so tests can simulate an older package.
     package_first_year: int = min(cc_constants.holidays).year
     package_last_year: int = max(cc_constants.holidays).year
+    # Per year: working days from 1 January through each day of it, counted on first use. Every
+    # status reply counts the working days to its due date; with these that is two look-ups instead
+    # of asking chinesecalendar about each day (it scans its whole table per date, ~30 µs a day).
+    _running: dict[int, list[int]] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Any change to the calendar's data (a test simulating an older package) forgets the counts.
+        # The day maps are kept as read-only copies, so they cannot change behind the counts' back.
+        if name != "_running":
+            if isinstance(value, dict):
+                value = MappingProxyType(dict(value))
+            object.__setattr__(self, "_running", {})
+        object.__setattr__(self, name, value)
 
     @classmethod
     def from_file(cls, path: str | Path | None = None) -> WorkCalendar:
@@ -85,6 +100,25 @@ class WorkCalendar:
         return self.package_first_year <= year <= self.package_last_year or year in self.announced_years
 
     def is_workday(self, day: dt.date) -> bool:
+        # A working day is one on which the year's running count goes up.
+        k, running = _day_of_year(day), self._year(day.year)
+        return running[k] > (running[k - 1] if k else 0)
+
+    def _year(self, year: int) -> list[int]:
+        running = self._running.get(year)
+        if running is None:
+            first, total, running = dt.date(year, 1, 1), 0, []
+            for k in range((dt.date(year, 12, 31) - first).days + 1):
+                total += self._decide(first + dt.timedelta(days=k))
+                running.append(total)
+            self._running[year] = running
+        return running
+
+    def _through(self, day: dt.date) -> int:
+        """Working days from 1 January of day's year through `day`."""
+        return self._year(day.year)[_day_of_year(day)]
+
+    def _decide(self, day: dt.date) -> bool:
         if day in self.extra_workdays:
             return True
         if day in self.extra_holidays:
@@ -146,11 +180,8 @@ class WorkCalendar:
         """
         if end < start:
             return -self.workdays_between(end, start)
-        count, day = 0, start
-        while day < end:
-            day += dt.timedelta(days=1)
-            count += self.is_workday(day)
-        return count
+        full_years = sum(self._year(y)[-1] for y in range(start.year, end.year))
+        return full_years + self._through(end) - self._through(start)
 
     def is_provisional(self, start: dt.date, end: dt.date) -> bool:
         lo, hi = min(start, end), max(start, end)
@@ -161,6 +192,11 @@ class WorkCalendar:
 def default_calendar() -> WorkCalendar:
     """The packaged calendar (national data + models/workdays.yaml), loaded once per process."""
     return WorkCalendar.from_file()
+
+
+def _day_of_year(day: dt.date) -> int:
+    """0 for 1 January."""
+    return (day - dt.date(day.year, 1, 1)).days
 
 
 def _add_months(start: dt.date, months: int) -> dt.date:

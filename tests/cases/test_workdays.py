@@ -148,3 +148,16 @@ def test_packaged_local_file_loads() -> None:
 def test_dates_are_local_to_china() -> None:
     # 17:30 UTC on Sunday is 01:30 Monday in Beijing: accepted on Monday.
     assert local_date(dt.datetime(2026, 3, 1, 17, 30, tzinfo=dt.UTC)) == D(2026, 3, 2)
+
+
+def test_a_changed_calendar_answers_afresh(calendar: WorkCalendar) -> None:
+    # Answers are remembered per day; a day made a holiday afterwards must still move the deadline.
+    friday = D(2026, 11, 20)
+    assert calendar.add_workdays(D(2026, 11, 19), 1).due == friday
+    assert calendar.workdays_between(D(2026, 11, 19), D(2026, 11, 23)) == 2
+    calendar.extra_holidays = {friday: "县庆"}
+    assert calendar.add_workdays(D(2026, 11, 19), 1).due == D(2026, 11, 23)
+    assert calendar.workdays_between(D(2026, 11, 19), D(2026, 11, 23)) == 1
+    # Changed only by assignment: an edit in place would go unseen, so it is refused.
+    with pytest.raises(TypeError):
+        calendar.extra_holidays[D(2026, 11, 23)] = "补休"  # type: ignore[index]
