@@ -9,8 +9,9 @@ The bot is the real console script in webhook mode (WEBHOOK_URL, WEBHOOK_SECRET,
 its replies going to a minimal Bot API stub in this process that answers every call at once (the
 emulator is far slower than the bot, so it would measure itself). Users are open-loop: update k is
 due at t0 + k/rate whatever happened before, spread round-robin over `--users` Telegram users (each
-user writes every users/rate seconds, slower than the per-user throttle), at most 40 connections
-at a time like Telegram's default max_connections. Latency is from the moment an update was due to
+user writes every users/rate seconds, slower than the per-user throttle), on as many connections
+at a time as the bot's setWebhook max_connections allows (Telegram: at most 100, 40 if unset), one
+update per connection until it is answered. Latency is from the moment an update was due to
 the first reply reaching that chat, whether as a sendMessage call to the stub or inside the webhook's
 HTTP response, where the bot puts an update's last reply (bot/middlewares.ReplySlot) as it does in
 production (coordinated omission avoided: queueing in this process counts against the bot).
@@ -57,7 +58,7 @@ from models.privacy import FactorKey, use_factor_key
 HERE = Path(__file__).resolve().parent
 TOKEN = "123456:LOAD"
 SECRET = "bench-secret-0123456789"
-MAX_CONNECTIONS = 40  # Telegram's default for a webhook
+DEFAULT_MAX_CONNECTIONS = 40  # Telegram's, when setWebhook names none
 FALLBACK = ["开饭馆要办什么证", "结婚登记要带什么", "身份证丢了怎么补办", "二手房过户", "驾照到期换证"]
 
 
@@ -87,6 +88,7 @@ class Stub:
     latencies: list[float] = field(default_factory=list)
     calls: dict[str, int] = field(default_factory=dict)
     webhook_set: asyncio.Event = field(default_factory=asyncio.Event)
+    max_connections: int = DEFAULT_MAX_CONNECTIONS  # as the bot asked in setWebhook
     ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     async def handle(self, request: web.Request) -> web.Response:
@@ -97,6 +99,7 @@ class Stub:
             me = {"id": 123456, "is_bot": True, "first_name": "一窗", "username": "yichuang_load_bot"}
             return web.json_response({"ok": True, "result": me})
         if method == "setWebhook":
+            self.max_connections = int(str(form.get("max_connections", DEFAULT_MAX_CONNECTIONS)))
             self.webhook_set.set()
         if method in ("sendMessage", "sendDocument"):
             chat = int(str(form.get("chat_id", "0")))
@@ -367,7 +370,7 @@ async def run(a: argparse.Namespace) -> None:
         rng.shuffle(users)
         url = f"http://127.0.0.1:{web_port}/telegram/webhook"
         ids = itertools.count(1)
-        conn = aiohttp.TCPConnector(limit=MAX_CONNECTIONS)
+        conn = aiohttp.TCPConnector(limit=stub.max_connections)
         async with aiohttp.ClientSession(connector=conn) as http:
             # Wrong secret first: every worker must refuse it.
             async with http.post(

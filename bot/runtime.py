@@ -221,9 +221,11 @@ def webhook_target(settings: Settings) -> str:
 
 
 # Updates of one webhook process handled at once; later ones wait their turn in arrival order.
-# Unbounded, a burst started every update together: they fought over the database pool and SQLite's
-# write lock (whose waiters sleep rather than queue) and throughput collapsed (bench/bench_load.py).
-UPDATE_CONCURRENCY = 16
+# Unbounded, a burst started every update together and throughput collapsed (they fought over the
+# database pool). Not too few either: an update spends much of its time waiting for a group commit
+# (update ledger, unanswered questions: up to 25 ms each), and 16 slots capped a process at about
+# 16 / 60 ms, under the load (bench/bench_load.py).
+UPDATE_CONCURRENCY = 64
 
 
 class BoundedRequestHandler(SimpleRequestHandler):
@@ -322,7 +324,10 @@ async def _run_webhook(settings: Settings, bot: Bot, dp: Dispatcher) -> None:
                 pool.replace_dead()
         await web.TCPSite(runner, settings.web_host, settings.web_port).start()
         await bot.set_webhook(
-            webhook_target(settings), secret_token=secret, allowed_updates=dp.resolve_used_update_types()
+            webhook_target(settings),
+            secret_token=secret,
+            allowed_updates=dp.resolve_used_update_types(),
+            max_connections=settings.webhook_max_connections,
         )
         await set_commands(bot)
         log.info(

@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     web_host: str = "127.0.0.1"  # where the webhook (and API) server listens
     web_port: int = 8080
     web_workers: int = Field(default=1, ge=1, le=64)  # webhook mode: processes serving web_port
+    # Connections Telegram may open to the webhook at once (setWebhook; Telegram's own default is
+    # 40). Each carries one update at a time until answered, so this caps updates in progress: the
+    # most Telegram allows, for the rush after an announcement.
+    webhook_max_connections: int = Field(default=100, ge=1, le=100)
 
     api_host: str = "127.0.0.1"
     api_port: int = 8081

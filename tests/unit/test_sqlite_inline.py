@@ -154,3 +154,24 @@ async def test_a_lock_never_released_ends_in_the_usual_error(
 def test_busy_errors_are_told_from_others() -> None:
     assert sqlite_inline._is_busy(sqlite3.OperationalError("database is locked"))
     assert not sqlite_inline._is_busy(sqlite3.OperationalError("no such table: t"))
+
+
+async def test_write_lock_admits_one_writer_at_a_time_and_serves_every_waiter() -> None:
+    lock = sqlite_inline.WriteLock()
+    inside, most, done = 0, 0, []
+
+    async def writer(k: int) -> None:
+        nonlocal inside, most
+        await lock.acquire(5.0)
+        inside += 1
+        most = max(most, inside)
+        await asyncio.sleep(0 if k % 2 else 0.001)  # holders that yield, like a busy retry
+        inside -= 1
+        done.append(k)
+        lock.release()
+
+    await asyncio.gather(*(writer(k) for k in range(50)))
+    assert most == 1
+    assert sorted(done) == list(range(50))
+    # Free again: taken at once.
+    await asyncio.wait_for(lock.acquire(5.0), 0.1)
