@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import itertools
 import json
 import os
@@ -58,6 +59,9 @@ from models.privacy import FactorKey, use_factor_key
 HERE = Path(__file__).resolve().parent
 TOKEN = "123456:LOAD"
 SECRET = "bench-secret-0123456789"
+# Warm-up: every worker's answer memo and caches hold the common questions, as in a bot that has
+# been running for a while (cold, the first seconds of a step measured first-time matching).
+WARMUP_RATE = 150
 DEFAULT_MAX_CONNECTIONS = 40  # Telegram's, when setWebhook names none
 FALLBACK = ["开饭馆要办什么证", "结婚登记要带什么", "身份证丢了怎么补办", "二手房过户", "驾照到期换证"]
 
@@ -86,6 +90,7 @@ class Stub:
 
     pending: dict[int, float] = field(default_factory=dict)  # chat -> when its update was due
     latencies: list[float] = field(default_factory=list)
+    dues: list[float] = field(default_factory=list)  # when each answered update was due
     calls: dict[str, int] = field(default_factory=dict)
     webhook_set: asyncio.Event = field(default_factory=asyncio.Event)
     max_connections: int = DEFAULT_MAX_CONNECTIONS  # as the bot asked in setWebhook
@@ -118,6 +123,7 @@ class Stub:
         due = self.pending.pop(chat, None)
         if due is not None:
             self.latencies.append(time.monotonic() - due)
+            self.dues.append(due)
 
 
 # A reply the bot put in the webhook response: JSON naming the method and the chat.
@@ -227,6 +233,19 @@ class Step:
     latencies: list[float]
     cpu: float
     driver_cpu: float  # this process: the simulated users and the Bot API stub
+    dues: list[float] = field(default_factory=list)
+
+    WINDOW = 20.0  # seconds: a long step also reports p99 per window, to show it is sustained
+
+    def windows(self) -> str:
+        if self.seconds < 3 * self.WINDOW or not self.dues:
+            return ""
+        start = min(self.dues)
+        by: dict[int, list[float]] = {}
+        for due, lat in zip(self.dues, self.latencies, strict=True):
+            by.setdefault(int((due - start) // self.WINDOW), []).append(lat)
+        p99s = [sorted(v)[min(len(v) - 1, int(len(v) * 0.99))] * 1000 for _, v in sorted(by.items())]
+        return f"\n  p99 per {self.WINDOW:g} s: " + ", ".join(f"{p:.0f}" for p in p99s) + " ms"
 
     def line(self) -> str:
         lat = sorted(self.latencies) or [float("nan")]
@@ -238,13 +257,60 @@ class Step:
             f"p50 {p50:6.1f} ms  p99 {p99:7.1f} ms  max {lat[-1] * 1000:7.1f} ms  "
             f"no reply {lost}  non-200 {self.refused}  bot CPU {self.cpu / self.seconds:4.0%}  "
             f"({self.cpu / max(self.replies, 1) * 1000:.2f} ms/update; load generator "
-            f"{self.driver_cpu / max(self.replies, 1) * 1000:.2f} ms/update)"
+            f"{self.driver_cpu / max(self.replies, 1) * 1000:.2f} ms/update)" + self.windows()
         )
 
 
+class TelegramSide:
+    """Telegram's side of the webhook: at most `limit` kept-alive HTTP/1.1 connections, one update
+    at a time on each until it is answered. Plain asyncio streams rather than aiohttp's client:
+    this process shares the bot's two cores, and aiohttp's client cost it about 0.3 ms per update
+    that the bot then could not have (a real Telegram is not on the bot's machine)."""
+
+    def __init__(self, port: int, path: str, limit: int) -> None:
+        self.port = port
+        self.head = (
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+            f"X-Telegram-Bot-Api-Secret-Token: {SECRET}\r\n"
+        ).encode()
+        self.slots = asyncio.Semaphore(limit)
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+
+    async def post(self, body: bytes) -> tuple[int, bytes]:
+        """(status, response body); ConnectionError when the connection failed."""
+        async with self.slots:
+            reader, writer = (
+                self.idle.pop() if self.idle else await asyncio.open_connection("127.0.0.1", self.port)
+            )
+            try:
+                writer.write(self.head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+                status = int((await reader.readline()).split()[1])
+                length, keep = 0, True
+                while (line := await reader.readline()) not in (b"\r\n", b""):
+                    name, _, value = line.partition(b":")
+                    name = name.strip().lower()
+                    if name == b"content-length":
+                        length = int(value)
+                    elif name == b"connection" and value.strip().lower() == b"close":
+                        keep = False
+                data = await reader.readexactly(length) if length else b""
+            except (OSError, asyncio.IncompleteReadError, ValueError, IndexError) as e:
+                writer.close()
+                raise ConnectionError(str(e)) from e
+            if keep:
+                self.idle.append((reader, writer))
+            else:
+                writer.close()
+            return status, data
+
+    def close(self) -> None:
+        for _, writer in self.idle:
+            writer.close()
+        self.idle.clear()
+
+
 async def drive(
-    http: aiohttp.ClientSession,
-    url: str,
+    tg: TelegramSide,
     stub: Stub,
     users: list[LoadUser],
     qs: list[str],
@@ -255,9 +321,8 @@ async def drive(
 ) -> Step:
     rng = random.Random(7)
     total = int(rate * seconds)
-    headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET, "Content-Type": "application/json"}
     refused = 0
-    stub.latencies = []
+    stub.latencies, stub.dues = [], []
     stub.pending.clear()
 
     async def post(due: float, user: LoadUser) -> None:
@@ -265,16 +330,16 @@ async def drive(
         body = update_json(next(ids), user.uid, user.next_text(qs, rng))
         stub.pending[user.uid] = due
         try:
-            async with http.post(url, data=body, headers=headers) as r:
-                answer = await r.read()
-                if r.status != 200:
-                    refused += 1
-                elif (m := IN_RESPONSE.search(answer)) is not None:
-                    key = f"{m.group(1).decode()} (in webhook response)"
-                    stub.calls[key] = stub.calls.get(key, 0) + 1
-                    stub.replied(int(m.group(2)))
-        except aiohttp.ClientError:
+            status, answer = await tg.post(body)
+        except ConnectionError:
             refused += 1
+            return
+        if status != 200:
+            refused += 1
+        elif (m := IN_RESPONSE.search(answer)) is not None:
+            key = f"{m.group(1).decode()} (in webhook response)"
+            stub.calls[key] = stub.calls.get(key, 0) + 1
+            stub.replied(int(m.group(2)))
 
     cpu0, own0 = cpu_seconds(pids), time.process_time()
     t0 = time.monotonic()
@@ -301,6 +366,7 @@ async def drive(
         list(stub.latencies),
         cpu_seconds(pids) - cpu0,
         time.process_time() - own0,
+        list(stub.dues),
     )
 
 
@@ -370,22 +436,21 @@ async def run(a: argparse.Namespace) -> None:
         rng.shuffle(users)
         url = f"http://127.0.0.1:{web_port}/telegram/webhook"
         ids = itertools.count(1)
-        conn = aiohttp.TCPConnector(limit=stub.max_connections)
-        async with aiohttp.ClientSession(connector=conn) as http:
+        tg = TelegramSide(web_port, "/telegram/webhook", stub.max_connections)
+        async with aiohttp.ClientSession() as http:
             # Wrong secret first: every worker must refuse it.
             async with http.post(
                 url, data=update_json(0, 1, "x"), headers={"X-Telegram-Bot-Api-Secret-Token": "no"}
             ) as r:
                 assert r.status == 401, r.status
-            # Warm-up: caches and templates fill.
-            await drive(http, url, stub, users, qs, 50, a.warmup, ids, [bot.pid])
+            await drive(tg, stub, users, qs, WARMUP_RATE, a.warmup, ids, [bot.pid])
             # Every other case-looking user sends its number now, so that in each round over the
             # users half of them send a number and half the 4 digits. Otherwise all 4-digit steps
             # (the costly half of a lookup) fell in the same stretch of each round: bursts no crowd
             # of independent people makes, which the latencies then measured.
             primed = [u for u in users if u.case is not None and u.uid % 2 and u.step % 2 == 0]
             if primed:
-                await drive(http, url, stub, primed, qs, 100, len(primed) / 100, ids, [bot.pid])
+                await drive(tg, stub, primed, qs, 100, len(primed) / 100, ids, [bot.pid])
             pids = bot_pids(bot.pid)
             mem0 = rss_mb(pids)
             print(
@@ -395,7 +460,15 @@ async def run(a: argparse.Namespace) -> None:
             )
             print(f"bot RSS after warm-up: {' + '.join(f'{m:.0f}' for m in mem0)} MB")
             for rate in a.rates:
-                step = await drive(http, url, stub, users, qs, rate, a.duration, ids, pids)
+                # This process's own full collections stalled it up to 120 ms mid-step, sending
+                # updates late: latency the bot did not cause. None during a step.
+                gc.collect()
+                gc.freeze()
+                gc.disable()
+                try:
+                    step = await drive(tg, stub, users, qs, rate, a.duration, ids, pids)
+                finally:
+                    gc.enable()
                 print(step.line(), flush=True)
             mem1 = rss_mb(pids)
             print(f"bot RSS at the end:    {' + '.join(f'{m:.0f}' for m in mem1)} MB")

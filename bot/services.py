@@ -1,5 +1,6 @@
 """Background services started next to the bot by `yichuang run` (and `yichuang api`): the
-integration API, the notice delivery worker and the daily deadline digest; stopped together.
+integration API, the notice delivery worker, the daily deadline digest and, on SQLite, the WAL
+checkpoints (models/sqlite_inline.py); stopped together.
 
 The delivery worker runs only while this process holds the bot token's lease (models/leases.py):
 with several bot processes one sends and the others wait, ready to take over, so the global pace
@@ -22,7 +23,9 @@ from bot.api import ApiContext, build_app, serve
 from bot.delivery import DeliveryConfig, DeliveryWorker
 from bot.metrics import OpsContext
 from bot.reminders import digest_loop
+from models.db import sqlite_file
 from models.leases import Lease, delivery_lease_name, run_while_held
+from models.sqlite_inline import checkpoint_loop
 
 if TYPE_CHECKING:
     from bot.runtime import Parts
@@ -87,6 +90,10 @@ async def start_services(
             on_queued=services.wake_worker,
         )
         services.tasks.append(asyncio.create_task(loop, name="deadline-digest"))
+    database = sqlite_file(settings.database_url)
+    if database is not None:
+        checkpoints = checkpoint_loop(database, services.stopping)
+        services.tasks.append(asyncio.create_task(checkpoints, name="sqlite-checkpoint"))
     if api and settings.api_token is not None and settings.api_token.get_secret_value():
         username = None
         if bot is not None:

@@ -35,6 +35,14 @@ def _urls(url: str) -> tuple[str, str]:
     return url, url
 
 
+def sqlite_file(url: str) -> str | None:
+    """The database file of a SQLite URL; None for PostgreSQL or an in-memory database."""
+    u = make_url(url)
+    if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:":
+        return None
+    return u.database
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any, *, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> None:
     # WAL lets the delivery worker read while a handler writes; busy_timeout waits instead of failing
     # (the async engine waits on the event loop instead: models/sqlite_inline.py).

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sqlite3
 import time
 import weakref
@@ -32,6 +33,8 @@ from collections.abc import Callable
 from typing import Any
 
 import aiosqlite
+
+log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT = 5.0  # seconds, as the thread-based driver waited (models/db.SQLITE_BUSY_TIMEOUT_MS)
 # Short sleeps: another process's transactions take well under a millisecond, and every update of
@@ -197,3 +200,31 @@ async def connect(database: str) -> InlineConnection:
         return sqlite3.connect(database, timeout=0, check_same_thread=False)
 
     return await InlineConnection(database, connector)
+
+
+CHECKPOINT_EVERY = 1.0  # seconds
+
+
+async def checkpoint_loop(database: str, stop: asyncio.Event, every: float = CHECKPOINT_EVERY) -> None:
+    """Copy the WAL back into the database file from a thread, every second.
+
+    Left to SQLite, the commit that takes the WAL past 1,000 pages does it, on the event loop of
+    whichever process committed, with an fsync: a stall of every update in hand there, every dozen
+    seconds under load (bench/bench_load.py). Checkpointed often from here (PASSIVE: never waits
+    for a reader or writer), the WAL never reaches that size. Run by one process per database (the
+    one running the services); a CLI command or a second bot is harmless, only redundant."""
+
+    def checkpoint(conn: sqlite3.Connection) -> None:
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    conn = sqlite3.connect(database, timeout=0, check_same_thread=False)
+    try:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), every)
+            try:
+                await asyncio.to_thread(checkpoint, conn)
+            except sqlite3.Error as e:  # busy with another checkpoint, a disk hiccup: next second
+                log.debug("checkpoint skipped: %s", e)
+    finally:
+        conn.close()

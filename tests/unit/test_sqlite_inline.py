@@ -175,3 +175,34 @@ async def test_write_lock_admits_one_writer_at_a_time_and_serves_every_waiter() 
     assert sorted(done) == list(range(50))
     # Free again: taken at once.
     await asyncio.wait_for(lock.acquire(5.0), 0.1)
+
+
+async def test_checkpoints_move_committed_rows_into_the_database_file(tmp_path: Path) -> None:
+    db = tmp_path / "ckpt.db"
+    writer = sqlite3.connect(db, isolation_level=None)
+    writer.execute("PRAGMA journal_mode=WAL")
+    writer.execute("PRAGMA wal_autocheckpoint=0")  # only the loop below may copy pages back
+    writer.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, who TEXT NOT NULL)")
+    writer.executemany("INSERT INTO t (who) VALUES (?)", [(f"w{k}",) for k in range(500)])
+
+    def rows_in_file_alone() -> int:
+        # The main file without its -wal: what a checkpoint has written back so far.
+        copy = tmp_path / "copy.db"
+        copy.write_bytes(db.read_bytes())
+        with sqlite3.connect(copy) as c:
+            try:
+                return int(c.execute("SELECT count(*) FROM t").fetchone()[0])
+            except sqlite3.OperationalError:  # not even the table yet
+                return 0
+
+    assert rows_in_file_alone() == 0
+    stop = asyncio.Event()
+    task = asyncio.create_task(sqlite_inline.checkpoint_loop(str(db), stop, every=0.05))
+    for _ in range(100):
+        await asyncio.sleep(0.05)
+        if rows_in_file_alone() == 500:
+            break
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    writer.close()
+    assert rows_in_file_alone() == 500
