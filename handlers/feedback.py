@@ -20,7 +20,7 @@ from typing import Any
 from aiogram import Bot, F, Router
 from aiogram.dispatcher.event.bases import SkipHandler
 from aiogram.exceptions import TelegramBadRequest
-from aiogram.filters import Command, Filter, StateFilter
+from aiogram.filters import Command, Filter, StateFilter, or_f
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
@@ -68,6 +68,11 @@ class FeedbackFlow(StatesGroup):
     complaint_text = State()  # data cp={dep, at}
     complaint_photos = State()  # data cp={dep, text, photos, at}
     follow_up = State()  # data fu={n, at}
+
+
+# Every message handler here is a command or a step of a feedback conversation: any other message
+# skips the router at once (every question passes here first, handlers/__init__.py).
+router.message.filter(or_f(is_command, StateFilter(FeedbackFlow)))
 
 
 class Fresh(Filter):
