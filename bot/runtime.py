@@ -221,11 +221,11 @@ def webhook_target(settings: Settings) -> str:
 
 
 # Updates of one webhook process handled at once; later ones wait their turn in arrival order.
-# Unbounded, a burst started every update together and throughput collapsed (they fought over the
-# database pool). Not too few either: an update spends much of its time waiting for a group commit
-# (update ledger, unanswered questions: up to 25 ms each), and 16 slots capped a process at about
-# 16 / 60 ms, under the load (bench/bench_load.py).
-UPDATE_CONCURRENCY = 64
+# Unbounded, a burst started every update together and throughput collapsed. 16 capped a process
+# below 300/s (an update spends much of its life waiting for a group commit: update ledger,
+# unanswered questions); 64 let a commit release so many updates at once that one loop turn took
+# 50-130 ms and the p99 doubled. 24: bench/bench_load.py, 500/s on two workers.
+UPDATE_CONCURRENCY = 24
 
 
 class BoundedRequestHandler(SimpleRequestHandler):
