@@ -24,6 +24,7 @@ import contextlib
 import itertools
 import json
 import logging
+import secrets
 import struct
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -186,7 +187,7 @@ class Front:
         return link
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        if request.headers.get(SECRET_HEADER, "") != self.secret:
+        if not secrets.compare_digest(request.headers.get(SECRET_HEADER, ""), self.secret):
             return web.Response(body="Unauthorized", status=401)
         body = await request.read()
         try:

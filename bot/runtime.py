@@ -50,7 +50,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.app import build_dispatcher
-from bot.dealer import Front, json_reply, serve_front, update_caller
+from bot.dealer import Front, serve_front, update_caller
 from bot.metrics import OpsContext, add_ops_routes, ops_for
 from bot.middlewares import BeforeSend, KeepResponseModels
 from bot.settings import Settings
@@ -231,7 +231,7 @@ UPDATE_CONCURRENCY = 24
 class BoundedRequestHandler(SimpleRequestHandler):
     """aiogram's webhook handler, handling each update inside its HTTP request so that the update's
     last reply can go back in the response (bot/middlewares.ReplyInResponse), as JSON
-    (bot/dealer.json_reply), with at most UPDATE_CONCURRENCY updates in progress. Telegram waits for
+    (bot/dealer.update_caller), with at most UPDATE_CONCURRENCY updates in progress. Telegram waits for
     the response, but only as long as the handler takes; past aiogram's 55 s the response goes out
     empty and the handler finishes in the background, so a slow handler still never makes Telegram
     redeliver."""
@@ -239,16 +239,13 @@ class BoundedRequestHandler(SimpleRequestHandler):
     def __init__(self, dispatcher: Dispatcher, bot: Bot, secret_token: str) -> None:
         super().__init__(dispatcher, bot, handle_in_background=False, secret_token=secret_token)
         self._slots = asyncio.Semaphore(UPDATE_CONCURRENCY)
+        self._call = update_caller(bot, dispatcher)  # the same as a worker behind the front
 
     async def _handle_request(self, bot: Bot, request: web.Request) -> web.Response:
+        body = await request.read()
         async with self._slots:
-            method: TelegramMethod[Any] | None = await self.dispatcher.feed_webhook_update(
-                bot, await request.json(loads=bot.session.json_loads), **self.data
-            )
-        body = json_reply(bot, method)
-        if body is None:  # a file: only multipart can carry it
-            return web.Response(body=self._build_response_writer(bot=bot, result=method))
-        return web.Response(body=body, content_type="application/json")
+            reply = await self._call(body)
+        return web.Response(body=reply, content_type="application/json")
 
 
 def webhook_secret(settings: Settings) -> str:
@@ -304,8 +301,9 @@ async def _run_webhook(settings: Settings, bot: Bot, dp: Dispatcher) -> None:
     stop = _stop_event()
     front: Front | None = None
     pool: WebWorkers | None = None
-    sockets = Path(tempfile.mkdtemp(prefix="yichuang-"))
+    sockets: Path | None = None
     if settings.web_workers > 1:
+        sockets = Path(tempfile.mkdtemp(prefix="yichuang-"))
         front = Front(settings.web_workers, secret, str(sockets / "front.sock"))
         await front.start()
         pool = WebWorkers(settings, front.socket_path)
@@ -349,7 +347,8 @@ async def _run_webhook(settings: Settings, bot: Bot, dp: Dispatcher) -> None:
             await front.stop()
         if pool is not None:
             pool.stop()
-        shutil.rmtree(sockets, ignore_errors=True)
+        if sockets is not None:
+            shutil.rmtree(sockets, ignore_errors=True)
         log.info("stopped")
 
 

@@ -68,13 +68,16 @@ class WriteLock:
             (self._waiters.appendleft if first else self._waiters.append)(waiter)
             try:
                 await asyncio.wait_for(waiter, max(deadline - loop.time(), 0.0))
-            except TimeoutError:
-                # What SQLite itself says after its busy timeout: callers already handle it.
-                raise sqlite3.OperationalError("database is locked") from None
-            finally:
-                if not waiter.done() or waiter.cancelled():
+            except BaseException as e:
+                if waiter.done() and not waiter.cancelled():
+                    self._wake_next()  # woken, but leaving: the turn goes to the next in line
+                else:
                     with contextlib.suppress(ValueError):
                         self._waiters.remove(waiter)
+                if isinstance(e, TimeoutError):
+                    # What SQLite itself says after its busy timeout: callers already handle it.
+                    raise sqlite3.OperationalError("database is locked") from None
+                raise
             if not self.held:
                 self.held = True
                 return
@@ -82,6 +85,9 @@ class WriteLock:
 
     def release(self) -> None:
         self.held = False
+        self._wake_next()
+
+    def _wake_next(self) -> None:
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
@@ -137,23 +143,17 @@ class InlineConnection(aiosqlite.Connection):
         if not self._running or conn is None:
             raise ValueError("Connection closed")
         executes = args and isinstance(args[0], str) and getattr(fn, "__name__", "") in _EXECUTES
-        sql = args[0] if executes else None
-        if sql is None or conn.in_transaction:
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                self._release_if_done()
-        if self._lock is None and _may_write(sql):
-            await self._take_lock()
         try:
+            if not executes or conn.in_transaction:
+                return fn(*args, **kwargs)
+            # A statement that may start a transaction.
+            if self._lock is None and _may_write(args[0]):
+                lock = _write_lock(self._database)
+                await lock.acquire(BUSY_TIMEOUT)
+                self._lock = lock
             return await self._retry_busy(conn, fn, args, kwargs)
         finally:
             self._release_if_done()
-
-    async def _take_lock(self) -> None:
-        lock = _write_lock(self._database)
-        await lock.acquire(BUSY_TIMEOUT)
-        self._lock = lock
 
     async def _retry_busy(
         self, conn: sqlite3.Connection, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
