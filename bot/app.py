@@ -99,6 +99,7 @@ def build_dispatcher(
         # Same within one process: a double-pressed button must not move the self-check twice.
         isolation = SimpleEventIsolation()
     # Workflow data: handlers receive these by parameter name; tests swap them the same way.
+    unanswered = UnansweredWriter(session_factory.kw["bind"])
     dp = Dispatcher(
         storage=storage,
         events_isolation=isolation,
@@ -109,8 +110,9 @@ def build_dispatcher(
         session_factory=session_factory,
         cards=Cards(catalog, templates),
         # One per process: fallbacks arriving together share one write (models/batching.py).
-        unanswered=UnansweredWriter(session_factory.kw["bind"]),
+        unanswered=unanswered,
     )
+    dp.shutdown.register(unanswered.drain)  # asks queued but not yet written
     dp.update.outer_middleware(UpdateObserver())
     if reply_in_response:
         dp.update.outer_middleware(ReplyInResponse())
@@ -121,6 +123,7 @@ def build_dispatcher(
             else DbUpdateLedger(session_factory.kw["bind"])
         )
         dp.update.outer_middleware(UpdateDedupe(ledger))
+        dp.shutdown.register(ledger.drain)  # ids taken in but not yet written (DbUpdateLedger)
     if role_resolver is None:
         # The staff resolver keeps one snapshot of all staff for role_ttl: no per-user cache on top,
         # which would make a new member wait up to twice as long.

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from enum import Enum
@@ -29,7 +30,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.metrics import DUPLICATES
 from bot.templates import render
 from models.batching import GroupWriter
-from models.leases import first_sights, purge_updates
+from models.leases import first_sights, newest_update, purge_updates, update_recorded
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +43,18 @@ CITIZEN = "citizen"
 class DbSessionMiddleware(BaseMiddleware):
     """Inner middleware: the handler gets `session`; committed when the handler returns normally.
 
-    Inner, so updates no handler wants never open a session; SQLAlchemy connects lazily anyway,
-    so a handler that never touches the database costs no connection.
+    Inner, so updates no handler wants never open a session, and a handler that takes no
+    `session` parameter (a question: the catalog is in memory) gets none: making and closing one
+    was ~4 % of a worker's CPU under load (bench/bench_load.py).
     """
 
     def __init__(self, factory: async_sessionmaker[AsyncSession]):
         self.factory = factory
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        wanted = data.get("handler")
+        if wanted is not None and not wanted.varkw and "session" not in wanted.params:
+            return await handler(event, data)
         async with self.factory() as session:
             data["session"] = session
             token = _update_session.set(session)
@@ -391,31 +396,91 @@ class ThrottleMiddleware(BaseMiddleware):
 class UpdateLedger(Protocol):
     async def first_time(self, bot_id: int, update_id: int) -> bool: ...
 
+    async def drain(self) -> None:
+        """Record what is still queued: called when the process stops."""
+
 
 class DbUpdateLedger:
     """Update ids in the database (models/leases.py): shared by every process of the bot.
 
-    Group commit (models/batching.py): ids arriving while a write is in flight wait and go together
-    in the next one, so under load one transaction serves many updates instead of each paying for
-    its own commit. Writes start at most every SPACING seconds (25 ms instead of 10: 3.6 instead of
-    4.3 ms CPU per update at 150 questions/s, bench/bench_load.py).
+    Taking an update in does not wait for its write. Waiting for a group commit (below) had each
+    update wait 13-70 ms before its handler started, the largest part of the latency under load
+    (bench/bench_load.py), so the verdict comes from memory:
+    - the ids this process took in (the newest MEMORY of them);
+    - the newest id the database held when this process first looked (`floor`). Telegram numbers
+      updates in increasing order and a redelivery keeps its number, so an id above the floor that
+      this process has not taken in was never recorded.
+    Only older ids (a redelivery after a restart, a batch fetched again) are looked up. The write
+    follows within SPACING, group-committed (models/batching.py): one transaction for every id taken
+    in meanwhile. Nobody waits for it, so it can be rare: 10 transactions a second instead of 40
+    cost ~3 % less CPU under load. A stop writes what is queued (drain).
+
+    What this gives up: two processes handed the same update at the same moment would both take it.
+    A machine's front always deals a user's updates to the same worker, and several machines share
+    the Redis ledger, so it does not happen in a supported layout; it is logged if it does. A crash
+    loses the last SPACING of ids: an update among them that Telegram delivers again is answered
+    again, where a ledger written first would have dropped it unanswered.
     """
 
     PURGE_EVERY = 600.0  # seconds
-    SPACING = 0.025  # seconds: at most 40 writes/s per process
+    SPACING = 0.1  # seconds: at most 10 writes/s per process
+    MEMORY = 100_000  # ids per bot (~8 MB): several minutes of the heaviest traffic
 
     def __init__(self, engine: AsyncEngine):
+        self.engine = engine
         self._purged = 0.0
-        self._group = GroupWriter(engine, self._write, spacing=self.SPACING)
+        self._group = GroupWriter(engine, self._write, spacing=self.SPACING, name="update ledger")
+        self._taken: dict[int, _Taken] = {}
 
     async def first_time(self, bot_id: int, update_id: int) -> bool:
-        return await self._group.submit((bot_id, update_id))
+        taken = self._taken.get(bot_id)
+        if taken is None:
+            async with self.engine.connect() as conn:
+                floor = await newest_update(conn=conn, bot_id=bot_id)
+            taken = self._taken.setdefault(bot_id, _Taken(floor))
+        if update_id in taken.ids:
+            return False
+        if update_id <= taken.floor or update_id < taken.complete_from:
+            async with self.engine.connect() as conn:
+                if await update_recorded(conn=conn, bot_id=bot_id, update_id=update_id):
+                    return False
+            if update_id in taken.ids:  # taken in by another task while this one looked
+                return False
+        taken.add(update_id, self.MEMORY)
+        self._group.post((bot_id, update_id), self._written)
+        return True
+
+    async def drain(self) -> None:
+        await self._group.drain()
+
+    @staticmethod
+    def _written(new: bool) -> None:
+        if not new:
+            log.warning("an update was taken in by two processes at once (see DbUpdateLedger)")
 
     async def _write(self, conn: AsyncConnection, keys: list[tuple[int, int]]) -> list[bool]:
         if time.monotonic() - self._purged > self.PURGE_EVERY:
             self._purged = time.monotonic()
             await purge_updates(conn=conn)
         return await first_sights(conn=conn, keys=keys)
+
+
+class _Taken:
+    """One bot's ids taken in by this process: every one >= complete_from is in `ids`."""
+
+    def __init__(self, floor: int) -> None:
+        self.floor = floor
+        self.ids: set[int] = set()
+        self.order: deque[int] = deque()
+        self.complete_from = 0
+
+    def add(self, update_id: int, memory: int) -> None:
+        self.ids.add(update_id)
+        self.order.append(update_id)
+        while len(self.order) > memory:
+            old = self.order.popleft()
+            self.ids.discard(old)
+            self.complete_from = max(self.complete_from, old + 1)
 
 
 class RedisUpdateLedger:
@@ -429,12 +494,15 @@ class RedisUpdateLedger:
     async def first_time(self, bot_id: int, update_id: int) -> bool:
         return bool(await self.redis.set(f"{self.prefix}:{bot_id}:{update_id}", 1, nx=True, ex=self.TTL))
 
+    async def drain(self) -> None:
+        """Nothing queued: each id is set before its update is handled."""
+
 
 class UpdateDedupe(BaseMiddleware):
     """Outer update middleware: an update id already taken in (a webhook redelivery, the same batch
     fetched again after a restart) is dropped before any handler runs, so nobody is answered twice.
 
-    Recorded before handling: an update whose handling crashed is not retried either, since the
+    Taken in before handling: an update whose handling crashed is not retried either, since the
     errors handler has already apologised. When the ledger is unreachable updates pass (logged
     once): answering twice now and then beats not answering.
     """

@@ -197,6 +197,7 @@ async def run_bot(parts: Parts) -> None:
             await _run_polling(bot, dp)
     finally:
         await services.stop()
+        await dp.emit_shutdown(bot=bot)  # done by polling already; webhook mode needs it too
         await bot.session.close()
         await parts.engine.dispose()
 
@@ -416,6 +417,7 @@ def webhook_worker_main(settings: Settings, socket_path: str, index: int, parent
             with contextlib.suppress(asyncio.CancelledError, OSError):
                 await serving
         finally:
+            await dp.emit_shutdown(bot=bot)
             await bot.session.close()
             await parts.engine.dispose()
             log.info("webhook worker %d stopped", index)
@@ -667,6 +669,7 @@ async def run_console(
             for line in stdin:
                 await _line(console, line.rstrip("\r\n"))
     finally:
+        await console.dp.emit_shutdown(bot=console.bot)  # unanswered questions still queued
         await parts.engine.dispose()
 
 

@@ -287,7 +287,7 @@ async def send_fallback(
     maybe: Sequence[Entry] = (),
 ) -> None:
     """The honest "not found"; `maybe` are weak guesses shown as buttons under it, never as an answer."""
-    await unanswered.record(question)
+    unanswered.record(question)
     text = render(
         templates, "fallback", question=mask_sensitive(question), center=catalog.center, maybe=bool(maybe)
     )

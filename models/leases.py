@@ -25,7 +25,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, delete, insert, update
+from sqlalchemy import BigInteger, Column, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker
@@ -271,6 +271,23 @@ async def first_sights(
         fresh.append(key in inserted)
         inserted.discard(key)
     return fresh
+
+
+async def newest_update(*, conn: AsyncConnection, bot_id: int) -> int:
+    """The highest update id recorded for the bot, 0 when none."""
+    newest = await conn.scalar(
+        select(func.max(col(ProcessedUpdate.update_id))).where(col(ProcessedUpdate.bot_id) == bot_id)
+    )
+    return int(newest or 0)
+
+
+async def update_recorded(*, conn: AsyncConnection, bot_id: int, update_id: int) -> bool:
+    found = await conn.scalar(
+        select(col(ProcessedUpdate.update_id)).where(
+            col(ProcessedUpdate.bot_id) == bot_id, col(ProcessedUpdate.update_id) == update_id
+        )
+    )
+    return found is not None
 
 
 async def purge_updates(*, conn: AsyncConnection, now: dt.datetime | None = None) -> int:

@@ -108,6 +108,11 @@ class BotHarness:
                 self.with_buttons.append(s.message)
         return self.last
 
+    async def settled(self) -> None:
+        """Wait for what the bot writes in the background after answering (unanswered questions,
+        update ids): the shutdown hooks drain it, and the bot goes on working afterwards."""
+        await self.dp.emit_shutdown()
+
     async def say(self, text: str | None = None, **content: Any) -> list[Sent]:
         return await self.feed(self.updates.message(text, **content))
 
@@ -188,6 +193,7 @@ async def make_harness(
 ) -> AsyncIterator[HarnessMaker]:
     """Build a harness with the production factory; override catalog, matcher, settings as needed."""
     on_redis: list[Dispatcher] = []
+    built: list[Dispatcher] = []
 
     def make(
         *,
@@ -213,9 +219,12 @@ async def make_harness(
         )
         if redis:
             on_redis.append(dp)
+        built.append(dp)
         return BotHarness(dp, user_id=user_id)
 
     yield make
+    for dp in built:
+        await dp.emit_shutdown()  # background writes (update ids, unanswered questions) finish
     for dp in on_redis:
         await dp.storage.close()
 

@@ -29,6 +29,7 @@ async def test_bad_text_gets_short_reply(harness: BotHarness, db: Db, text: str,
     await harness.say(text)
     [reply] = harness.texts()
     assert expected in reply
+    await harness.settled()
     async with db[1]() as s:
         assert await count_unanswered(session=s) == 0  # junk is not a question for the editors
 
@@ -53,6 +54,7 @@ async def test_unknown_command_lists_commands_and_is_not_a_question(harness: Bot
     await harness.say("/foo bar")
     text = harness.text()
     assert "没有“/foo”这个命令" in text and "/departments" in text
+    await harness.settled()
     async with db[1]() as s:
         assert await count_unanswered(session=s) == 0
 

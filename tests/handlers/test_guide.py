@@ -111,6 +111,7 @@ async def test_candidates_when_not_confident(
     await h.say("我想办个证")
     await h.press("都不是")
     assert "抱歉，没能在办事目录里找到" in h.text()
+    await h.settled()
     async with db[1]() as s:
         assert [q.text for q in await top_unanswered(session=s)] == ["我想办个证"]
 
@@ -123,6 +124,7 @@ async def test_weak_guess_is_offered_under_the_honest_fallback(
     await h.say("领个本本要啥")
     assert "没能在办事目录里找到" in h.text()  # not presented as an answer
     assert h.buttons() == ["结婚登记", "按部门查找"]
+    await h.settled()
     async with db[1]() as s:
         assert [q.text for q in await top_unanswered(session=s)] == ["领个本本要啥"]
     await h.press("结婚登记")
@@ -147,6 +149,7 @@ async def test_fallback_is_honest_and_counts_the_question(
     assert harness.buttons() == ["按部门查找"]
     await harness.say("今天 天气怎么样？")  # same question, other spacing and punctuation
     await harness.say("我的电话 13812345678 能查天气吗")
+    await harness.settled()
     async with db[1]() as s:
         rows = await top_unanswered(session=s)
     assert [(r.text, r.count) for r in rows] == [
@@ -165,6 +168,7 @@ async def test_a_greeting_is_greeted_back_not_told_nothing_was_found(
     text = harness.text()
     assert text.startswith("您好") and "没能" not in text
     assert "身份证丢了怎么补办" in text  # how to ask, by example
+    await harness.settled()
     async with db[1]() as s:
         assert await top_unanswered(session=s) == []
 

@@ -298,5 +298,6 @@ def world(
         yield w
     finally:
         logging.getLogger().removeHandler(errors)
+        runner.run(dp.emit_shutdown())  # background writes (unanswered questions) finish first
         runner.run(engine.dispose())
         runner.close()

@@ -16,7 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.middlewares import DbUpdateLedger
 from models.crud import get_case, subscribe
 from models.db import async_engine, prepare_database, session_factory
-from models.leases import Lease
+from models.leases import Lease, newest_update, update_recorded
 from tests.conftest import HarnessMaker
 
 Maker = Callable[..., Awaitable[Any]]
@@ -53,7 +53,8 @@ async def test_same_staff_callback_delivered_twice_applies_once_and_answers_once
     assert any("审查中" in a for a in h.alerts())
     # Telegram delivers the same update again (timeout, restart): nothing is sent, nothing applied.
     assert await h.feed(press) == []
-    # …and a new process (a restarted bot sharing the database) drops it too.
+    # …and after a restart (the bot stops, a new process shares the database) it is dropped too.
+    await h.dp.emit_shutdown()
     restarted = make_harness(user_id=STAFF, dedupe=True)
     assert await restarted.feed(press) == []
     assert [n.kind for n in await queued()] == ["in_review"]
@@ -87,16 +88,40 @@ async def test_ledger_and_lease_agree_across_processes_on_each_backend(
     engine = async_engine(url)
     try:
         await prepare_database(engine)
-        # Two processes: two ledgers and two leases over one database.
-        one, two = DbUpdateLedger(engine), DbUpdateLedger(engine)
         bot_id = secrets.randbelow(2**40)  # a shared PostgreSQL database keeps other runs' ids
-        answers = await asyncio.gather(
-            *(ledger.first_time(bot_id, u) for u in (1, 2, 1) for ledger in (one, two))
-        )
-        assert sorted(answers) == [False] * 4 + [True] * 2  # each id new exactly once
-        assert not await one.first_time(bot_id, 2)
+        one = DbUpdateLedger(engine)
+        # The same update twice at once in one process (a redelivery while the first is in hand).
+        assert await asyncio.gather(*(one.first_time(bot_id, u) for u in (5, 6, 5, 6, 7))) == [
+            True, True, False, False, True
+        ]
+        await one.drain()  # the process stops
+        # A restarted process sharing the database: what the first took in stays taken, whether
+        # older or newer than the ids it sees first; new ids are new.
+        two = DbUpdateLedger(engine)
+        answers = [await two.first_time(bot_id, u) for u in (9, 5, 7, 8, 6, 4, 9)]
+        assert answers == [True, False, False, True, False, True, False]
+        await two.drain()
+        async with engine.connect() as conn:
+            assert await newest_update(conn=conn, bot_id=bot_id) == 9
+            for u in (4, 5, 6, 7, 8, 9):
+                assert await update_recorded(conn=conn, bot_id=bot_id, update_id=u)
         name = f"delivery:{bot_id}"
         a, b = (Lease(session_factory(engine), name, ttl=5, renew_every=1) for _ in range(2))
         assert sorted(await asyncio.gather(a.acquire(), b.acquire())) == [False, True]
+    finally:
+        await engine.dispose()
+
+
+async def test_ledger_remembers_past_its_memory_by_asking_the_database(tmp_path: Path) -> None:
+    engine = async_engine(f"sqlite:///{tmp_path / 'ops.db'}")
+    try:
+        await prepare_database(engine)
+        ledger = DbUpdateLedger(engine)
+        ledger.MEMORY = 3
+        assert [await ledger.first_time(1, u) for u in range(1, 7)] == [True] * 6
+        await ledger.drain()
+        # 1-3 have left memory; the database still knows them, and a gap below memory is new.
+        assert [await ledger.first_time(1, u) for u in (1, 2, 6, 3)] == [False] * 4
+        assert await ledger.first_time(1, 0)
     finally:
         await engine.dispose()
