@@ -19,7 +19,7 @@ from typing import Any
 
 from aiogram import Bot, F, Router
 from aiogram.enums import ParseMode
-from aiogram.filters import Command, CommandObject, CommandStart, StateFilter
+from aiogram.filters import Command, CommandObject, CommandStart, StateFilter, or_f
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
@@ -31,7 +31,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.notices_render import AckCb
 from bot.render import send_html
 from bot.templates import render
-from handlers.common import sender_id
+from handlers.common import is_command, sender_id
 from handlers.filters import refuse_and_audit
 from models.cases import NUMBER_IN_TEXT_RE, Case, normalize_case_number, parse_start_param
 from models.crud import (
@@ -96,6 +96,11 @@ async def case_number_in_text(message: Message) -> bool | dict[str, Any]:
     if m is None:
         return False
     return {"number": normalize_case_number(m.group())}
+
+
+# Every message handler here wants a command, a case number or a lookup step: anything else (most
+# updates are questions) skips the router at once instead of failing each of its eight handlers.
+router.message.filter(or_f(is_command, case_number_in_text, StateFilter(Lookup)))
 
 
 _FACTOR_RE = re.compile(r"^[\d\s\-*＊]{1,20}$")
