@@ -222,10 +222,10 @@ def webhook_target(settings: Settings) -> str:
 
 
 # Updates of one webhook process handled at once; later ones wait their turn in arrival order.
-# Unbounded, a burst started every update together and throughput collapsed. 16 capped a process
-# below 300/s (an update spends much of its life waiting for a group commit: update ledger,
-# unanswered questions); 64 let a commit release so many updates at once that one loop turn took
-# 50-130 ms and the p99 doubled. 24: bench/bench_load.py, 500/s on two workers.
+# Unbounded, a burst started every update together and throughput collapsed. When updates waited
+# for group commits, 16 capped a process below 300/s and 64 let one commit release so many
+# updates at once that a loop turn took 50-130 ms. Nothing waits for a commit now; 4 and 8 were
+# not better than 24 (bench/bench_load.py, 500/s on two workers).
 UPDATE_CONCURRENCY = 24
 
 
