@@ -9,7 +9,6 @@ from aiogram import Router
 from handlers import admin, cases, errors, feedback, guide, inline, news, selfcheck, staff, start
 from handlers.common import is_command
 
-
 # Messages to these routers are all commands. Grouped under one root filter, a question (most
 # updates) is turned away once instead of four times: aiogram's cost per router visited was a
 # noticeable part of answering a question (bench/bench_dispatcher.py).

@@ -93,7 +93,9 @@ class GroupWriter(Generic[Item, Result]):
                         raise RuntimeError(f"{len(results)} results for a batch of {len(batch)}")
                 except Exception as e:  # noqa: BLE001 - each waiter decides what a failure means
                     if not self._failing:
-                        log.warning("%s: a write of %d items failed (%s)", self.name, len(batch), type(e).__name__)
+                        log.warning(
+                            "%s: a write of %d items failed (%s)", self.name, len(batch), type(e).__name__
+                        )
                     self._failing = True
                     for _, answer in batch:
                         if not answer.done():

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import delete
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel import col, select
 

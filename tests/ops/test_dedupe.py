@@ -91,9 +91,8 @@ async def test_ledger_and_lease_agree_across_processes_on_each_backend(
         bot_id = secrets.randbelow(2**40)  # a shared PostgreSQL database keeps other runs' ids
         one = DbUpdateLedger(engine)
         # The same update twice at once in one process (a redelivery while the first is in hand).
-        assert await asyncio.gather(*(one.first_time(bot_id, u) for u in (5, 6, 5, 6, 7))) == [
-            True, True, False, False, True
-        ]
+        answers = await asyncio.gather(*(one.first_time(bot_id, u) for u in (5, 6, 5, 6, 7)))
+        assert answers == [True, True, False, False, True]
         await one.drain()  # the process stops
         # A restarted process sharing the database: what the first took in stays taken, whether
         # older or newer than the ids it sees first; new ids are new.
