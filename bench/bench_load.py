@@ -435,7 +435,9 @@ async def run(a: argparse.Namespace) -> None:
         ]
         rng.shuffle(users)
         url = f"http://127.0.0.1:{web_port}/telegram/webhook"
-        ids = itertools.count(1)
+        # Update ids new to the database even when it is reused (a PostgreSQL server kept between
+        # runs): the bot drops an id its update ledger already holds, as it must for Telegram's.
+        ids = itertools.count(int(time.time()) * 1000)
         tg = TelegramSide(web_port, "/telegram/webhook", stub.max_connections)
         async with aiohttp.ClientSession() as http:
             # Wrong secret first: every worker must refuse it.
