@@ -197,7 +197,9 @@ async def run_bot(parts: Parts) -> None:
             await _run_polling(bot, dp)
     finally:
         await services.stop()
-        await dp.emit_shutdown(bot=bot)  # done by polling already; webhook mode needs it too
+        # Background writes (update ids, unanswered questions) are drained here once nothing is
+        # handled any more: aiohttp's own on_shutdown runs before the updates in hand finish.
+        await dp.emit_shutdown(bot=bot)
         await bot.session.close()
         await parts.engine.dispose()
 

@@ -83,8 +83,7 @@ staff_router = Router(name=f"{__name__}.staff")
 staff_router.message.filter(RoleFilter())
 staff_router.callback_query.filter(RoleFilter())
 
-denied_router = Router(name=f"{__name__}.denied")
-denied_router.message.filter(is_command)  # commands only: plain text skips it
+denied_router = Router(name=f"{__name__}.denied")  # commands only: under handlers/__init__.commands
 
 ADMIN_COMMANDS = ("complaints", "announce", "report", "unanswered")
 STAFF_COMMANDS = ("tickets",)

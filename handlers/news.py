@@ -11,15 +11,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.supervision_render import NewsCb
 from bot.templates import render
-from handlers.common import is_command
 from knowledge.schema import Catalog
 from models.feedback import Announcement
 from models.supervision import latest_announcements, subscribe_news, unsubscribe_news
 
-router = Router(name=__name__)
-# Commands only: a plain message skips the whole router instead of failing each command filter
-# (every question passes here on its way to the catch-all question router, handlers/__init__.py).
-router.message.filter(is_command)
+router = Router(name=__name__)  # commands only: grouped under handlers/__init__.commands
 
 LATEST = 5
 

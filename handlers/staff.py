@@ -32,7 +32,7 @@ from bot.notices_render import make_notice_renderer
 from bot.render import DbId, edit_html, send_html
 from bot.templates import render
 from handlers.cases import case_number_in_text
-from handlers.common import actor, callback_message, is_command, sender_id
+from handlers.common import actor, callback_message, sender_id
 from handlers.filters import RoleFilter, refuse_and_audit
 from knowledge.schema import Catalog
 from models.cases import Case, CaseStep
@@ -44,8 +44,7 @@ router = Router(name=__name__)
 router.message.filter(RoleFilter())
 router.callback_query.filter(RoleFilter())
 
-denied_router = Router(name=f"{__name__}.denied")
-denied_router.message.filter(is_command)  # commands only: plain text skips it
+denied_router = Router(name=f"{__name__}.denied")  # commands only: under handlers/__init__.commands
 
 MAX_LISTED = 30
 MAX_MATERIALS = 30  # buttons in the 需补正 multi-select; the rest can be typed as free text

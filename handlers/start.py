@@ -20,13 +20,10 @@ from bot.render import (
     send_html,
 )
 from bot.templates import render
-from handlers.common import callback_message, is_command
+from handlers.common import callback_message
 from knowledge.schema import Catalog
 
-router = Router(name=__name__)
-# Commands only: a plain message skips the whole router instead of failing each command filter
-# (every question passes here on its way to the catch-all question router, handlers/__init__.py).
-router.message.filter(is_command)
+router = Router(name=__name__)  # commands only: grouped under handlers/__init__.commands
 
 
 async def send_welcome(message: Message, *, catalog: Catalog, templates: Environment) -> None:
