@@ -31,13 +31,13 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 from pydantic import BaseModel
 from redis.asyncio import Redis
-from sqlalchemy import event, func, text
+from sqlalchemy import func, text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.logsetup import current_update_id
-from models.audit import AuditLog
+from models.audit import on_audit
 from models.cases import utc_now
 from models.leases import LeaseInfo, delivery_lease_name, read_lease
 from models.notices import Notice, NoticeStatus
@@ -74,12 +74,14 @@ DELIVERY_LAG = Gauge(
 _LOOKUP_ACTIONS = {"case.lookup", "case.bind"}
 
 
-@event.listens_for(AuditLog, "after_insert")
-def _count_audited(_mapper: Any, _connection: Any, row: AuditLog) -> None:
-    if row.action in _LOOKUP_ACTIONS:
-        LOOKUPS.labels(row.action, row.outcome).inc()
-    elif row.action == "lookup.lockout":
+def _count_audited(action: str, outcome: str) -> None:
+    if action in _LOOKUP_ACTIONS:
+        LOOKUPS.labels(action, outcome).inc()
+    elif action == "lookup.lockout":
         LOCKOUTS.inc()
+
+
+on_audit(_count_audited)
 
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]

@@ -63,7 +63,13 @@ class DbSessionMiddleware(BaseMiddleware):
             finally:
                 _update_session.reset(token)
             if session.in_transaction():
-                await session.commit()
+                try:
+                    await session.commit()
+                except Exception:
+                    # A reply still waiting for the webhook response tells of what was just lost
+                    # ("saved"): the error handler's apology goes alone.
+                    discard_reply()
+                    raise
             return result
 
 
@@ -123,6 +129,13 @@ def defer_reply(method: SendMessage) -> bool:
         return False
     slot.method = method
     return True
+
+
+def discard_reply() -> None:
+    """Drop the update's deferred reply, if any (see DbSessionMiddleware)."""
+    slot = _reply_slot.get()
+    if slot is not None:
+        slot.method = None
 
 
 class ReplyInResponse(BaseMiddleware):

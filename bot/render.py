@@ -150,7 +150,12 @@ async def edit_html(
 
 
 async def send_html(
-    bot: Bot, chat_id: int, text: str, reply_markup: InlineKeyboardMarkup | None = None
+    bot: Bot,
+    chat_id: int,
+    text: str,
+    reply_markup: InlineKeyboardMarkup | None = None,
+    *,
+    thread_id: int | None = None,
 ) -> None:
     """Send a possibly long HTML text; the keyboard goes on the last part, under the whole text.
 
@@ -160,12 +165,23 @@ async def send_html(
     for n, part in enumerate(parts):
         method = SendMessage(
             chat_id=chat_id,
+            message_thread_id=thread_id,
             text=part,
             parse_mode=ParseMode.HTML,
             reply_markup=reply_markup if n == len(parts) - 1 else None,
         )
         if n < len(parts) - 1 or not defer_reply(method):
             await bot(method)
+
+
+async def answer_html(message: Message, text: str, reply_markup: InlineKeyboardMarkup | None = None) -> None:
+    """A handler's reply to `message`, in its chat (and forum topic, as Message.answer does).
+
+    Not Message.answer: that is always a Bot API call of its own, while this goes through send_html,
+    so the reply can ride in the webhook response and a long text is split instead of refused."""
+    assert message.bot is not None  # set by the Dispatcher on every update it feeds
+    thread_id = message.message_thread_id if message.is_topic_message else None
+    await send_html(message.bot, message.chat.id, text, reply_markup, thread_id=thread_id)
 
 
 # ---------------------------------------------------------------- callback data

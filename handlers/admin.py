@@ -39,7 +39,7 @@ from aiogram.types import (
 from jinja2 import Environment
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.render import edit_html, send_html
+from bot.render import answer_html, edit_html, send_html
 from bot.report import Period, build_report, matcher_attributor, render_chart, render_html
 from bot.supervision_render import AdminCb, department_name, make_supervision_renderer
 from bot.templates import render
@@ -432,10 +432,10 @@ async def prompt_answered(
         await audit_refusal(session=session, user_id=staff.user_id, role=staff.role, error=e)
         if isinstance(e, Forbidden):  # e.g. passed to another department meanwhile: no retry helps
             await state.set_state(None)
-        await message.answer(msg(templates, "refused", reason=str(e)))
+        await answer_html(message, msg(templates, "refused", reason=str(e)))
         return
     await state.set_state(None)
-    await message.answer(msg(templates, done, number=ticket.number))
+    await answer_html(message, msg(templates, done, number=ticket.number))
 
 
 @staff_router.callback_query(AdminCb.filter(F.act == "rc"))
@@ -471,7 +471,7 @@ async def announce_cmd(
         await _preview(message, state, catalog, templates, command.args.strip(), None, None)
         return
     await state.set_state(AdminFlow.announce)
-    await message.answer(msg(templates, "announce_prompt"))
+    await answer_html(message, msg(templates, "announce_prompt"))
 
 
 @router.message(StateFilter(AdminFlow.announce), F.document | F.text)
@@ -480,12 +480,12 @@ async def announce_draft(
 ) -> None:
     if message.text is not None and message.text.startswith("/"):
         await state.set_state(None)
-        await message.answer(msg(templates, "announce_cancelled"))
+        await answer_html(message, msg(templates, "announce_cancelled"))
         return
     doc = message.document
     text = (message.text if doc is None else message.caption) or ""
     if not text.strip():
-        await message.answer(msg(templates, "announce_need_text"))
+        await answer_html(message, msg(templates, "announce_need_text"))
         return
     await _preview(
         message,
@@ -515,11 +515,12 @@ async def _preview(
     )
     rendered = make_supervision_renderer(templates, catalog)("announcement", {"announcement": draft})
     assert rendered is not None
-    await message.answer(msg(templates, "announce_preview_head"))
-    await message.answer(rendered.text)
-    await message.answer(
+    await answer_html(message, msg(templates, "announce_preview_head"))
+    await answer_html(message, rendered.text)
+    await answer_html(
+        message,
         msg(templates, "announce_confirm"),
-        reply_markup=_kb([_b("确认发布", AdminCb(act="pub")), _b("取消", AdminCb(act="x"))]),
+        _kb([_b("确认发布", AdminCb(act="pub")), _b("取消", AdminCb(act="x"))]),
     )
 
 
@@ -576,7 +577,7 @@ async def report_cmd(
     try:
         period = Period.parse(command.args or f"{today:%Y-%m}")
     except ValueError as e:
-        await message.answer(msg(templates, "refused", reason=str(e)))
+        await answer_html(message, msg(templates, "refused", reason=str(e)))
         return
     rows = await report_rows(session=session, start=period.start, end=period.end)
     report = build_report(
@@ -715,8 +716,9 @@ async def question_attach_typed(
 ) -> None:
     qid = int(((await state.get_data()).get("ad") or {}).get("q", 0))
     await state.set_state(None)
-    await message.answer(
-        await attach(session, staff, dispatcher, catalog, qid, (message.text or "").strip(), templates)
+    await answer_html(
+        message,
+        await attach(session, staff, dispatcher, catalog, qid, (message.text or "").strip(), templates),
     )
 
 
@@ -872,7 +874,7 @@ def _write_atomic(path: Path, text: str) -> None:
 async def commands_denied(message: Message, session: AsyncSession, role: str, templates: Environment) -> None:
     command = (message.text or "/").split()[0][1:].split("@")[0]
     await refuse_and_audit(session=session, user_id=sender_id(message), role=role, action=f"/{command}")
-    await message.answer(msg(templates, "denied", role=role))
+    await answer_html(message, msg(templates, "denied", role=role))
 
 
 @denied_router.callback_query(AdminCb.filter())

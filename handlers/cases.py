@@ -18,7 +18,6 @@ import time
 from typing import Any
 
 from aiogram import Bot, F, Router
-from aiogram.enums import ParseMode
 from aiogram.filters import Command, CommandObject, CommandStart, StateFilter, or_f
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
@@ -29,7 +28,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.notices_render import AckCb
-from bot.render import send_html
+from bot.render import answer_html, send_html
 from bot.templates import render
 from handlers.common import is_command, sender_id
 from handlers.filters import refuse_and_audit
@@ -116,11 +115,11 @@ async def digits_only(message: Message) -> bool:
 async def ask_factor(message: Message, state: FSMContext, templates: Environment, number: str | None) -> None:
     if number is None:
         await state.set_state(None)
-        await message.answer(render(templates, "cases/bad_number"), parse_mode=ParseMode.HTML)
+        await answer_html(message, render(templates, "cases/bad_number"))
         return
     await state.set_state(Lookup.factor)
     await state.update_data(lookup_number=number)
-    await message.answer(render(templates, "cases/ask_factor", number=number), parse_mode=ParseMode.HTML)
+    await answer_html(message, render(templates, "cases/ask_factor", number=number))
 
 
 async def mark_verified(state: FSMContext, number: str, data: dict[str, Any]) -> None:
@@ -166,9 +165,9 @@ async def send_status(
 async def refuse(message: Message, result: LookupResult, templates: Environment) -> None:
     if result.outcome == LookupOutcome.LOCKED and result.locked_until is not None:
         until = result.locked_until.astimezone(CHINA_TZ).strftime("%H:%M")
-        await message.answer(render(templates, "cases/locked", until=until), parse_mode=ParseMode.HTML)
+        await answer_html(message, render(templates, "cases/locked", until=until))
     else:
-        await message.answer(render(templates, "cases/denied"), parse_mode=ParseMode.HTML)
+        await answer_html(message, render(templates, "cases/denied"))
 
 
 # ---------------------------------------------------------------- handlers
@@ -194,9 +193,7 @@ async def deep_link(
         return
     await state.set_state(None)
     await mark_verified(state, result.case.number, await state.get_data())
-    await message.answer(
-        render(templates, "cases/bound", number=result.case.number), parse_mode=ParseMode.HTML
-    )
+    await answer_html(message, render(templates, "cases/bound", number=result.case.number))
     await send_status(bot, message.chat.id, result.case, session=session, templates=templates)
 
 
@@ -207,7 +204,7 @@ async def not_private(message: Message) -> bool:
 # Before every lookup handler: a status (and the factor typed for it) must never be shown to a group.
 @router.message(not_private, Command("status", "mycases"))
 async def private_only(message: Message, templates: Environment) -> None:
-    await message.answer(render(templates, "cases/private_only"), parse_mode=ParseMode.HTML)
+    await answer_html(message, render(templates, "cases/private_only"))
 
 
 @router.message(not_private, case_number_in_text)
@@ -223,7 +220,7 @@ async def status_cmd(
         await ask_factor(message, state, templates, normalize_case_number(command.args.strip()))
         return
     await state.set_state(Lookup.number)
-    await message.answer(render(templates, "cases/ask_number"), parse_mode=ParseMode.HTML)
+    await answer_html(message, render(templates, "cases/ask_number"))
 
 
 @router.message(Command("mycases"))
@@ -239,10 +236,10 @@ async def my_cases(message: Message, session: AsyncSession, templates: Environme
         ]
         for c in shown
     ]
-    await message.answer(
+    await answer_html(
+        message,
         render(templates, "cases/mycases", cases=shown, more=len(cases) - len(shown)),
-        parse_mode=ParseMode.HTML,
-        reply_markup=InlineKeyboardMarkup(inline_keyboard=rows) if rows else None,
+        InlineKeyboardMarkup(inline_keyboard=rows) if rows else None,
     )
 
 
@@ -265,7 +262,7 @@ async def factor(
     digits = "".join(ch for ch in message.text or "" if ch.isdigit())
     if len(digits) != 4:
         # Not counted as a failure: the user misunderstood the question, nobody guessed anything.
-        await message.answer(render(templates, "cases/ask_factor_again"), parse_mode=ParseMode.HTML)
+        await answer_html(message, render(templates, "cases/ask_factor_again"))
         return
     data = await state.get_data()
     number = str(data.get("lookup_number") or "")

@@ -13,7 +13,7 @@ from aiogram.filters import Filter
 from aiogram.types import ErrorEvent, Message
 from jinja2 import Environment
 
-from bot.render import chat_of
+from bot.render import answer_html, chat_of
 from bot.templates import render
 from handlers.guide import MAX_QUESTION, in_private_chat
 from knowledge.schema import Catalog
@@ -72,9 +72,7 @@ class BadText(Filter):
 
 @router.message(BadText())
 async def bad_text(message: Message, templates: Environment, reason: str, length: int) -> None:
-    await message.answer(
-        render(templates, "bad_input", reason=reason, length=length), parse_mode=ParseMode.HTML
-    )
+    await answer_html(message, render(templates, "bad_input", reason=reason, length=length))
 
 
 # Stickers, photos, voice, files, locations, contacts… anything not text. Contacts carry phone
@@ -85,4 +83,4 @@ async def has_no_text(message: Message) -> bool:
 
 @router.message(has_no_text)
 async def not_text(message: Message, templates: Environment) -> None:
-    await message.answer(render(templates, "unsupported"), parse_mode=ParseMode.HTML)
+    await answer_html(message, render(templates, "unsupported"))

@@ -27,7 +27,7 @@ from aiogram.types import CallbackQuery, Message
 from jinja2 import Environment
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.render import edit_html, send_html
+from bot.render import answer_html, edit_html, send_html
 from bot.supervision_render import (
     ComplainCb,
     RateCb,
@@ -212,10 +212,10 @@ async def remark(
         )
     except InputError as e:
         await audit_denied(session, sender_id(message), role, e)
-        await message.answer(msg(templates, "bad_text", reason=str(e)))
+        await answer_html(message, msg(templates, "bad_text", reason=str(e)))
         return
     await state.set_state(None)
-    await message.answer(msg(templates, "rating_done"))
+    await answer_html(message, msg(templates, "rating_done"))
 
 
 # ---------------------------------------------------------------- complaints
@@ -224,7 +224,7 @@ async def remark(
 @router.message(Command("complain"))
 async def complain(message: Message, state: FSMContext, catalog: Catalog, templates: Environment) -> None:
     await state.set_state(None)
-    await message.answer(msg(templates, "complain_pick"), reply_markup=departments_pick(catalog))
+    await answer_html(message, msg(templates, "complain_pick"), departments_pick(catalog))
 
 
 @router.callback_query(ComplainCb.filter(F.act == "dep"))
@@ -258,7 +258,7 @@ async def complaint_text(message: Message, state: FSMContext, templates: Environ
     # A photo with a caption is the whole complaint at once; a bare photo still needs the words.
     text = message.text if message.text is not None else message.caption
     if text is None:
-        await message.answer(msg(templates, "complain_need_text"))
+        await answer_html(message, msg(templates, "complain_need_text"))
         return
     if text.startswith("/"):
         # A command: the citizen moved on. Forget the draft and let the command's handler answer.
@@ -266,15 +266,16 @@ async def complaint_text(message: Message, state: FSMContext, templates: Environ
         raise SkipHandler
     problem = _complaint_text_problem(text)
     if problem is not None:
-        await message.answer(msg(templates, "bad_text", reason=problem))
+        await answer_html(message, msg(templates, "bad_text", reason=problem))
         return
     cp = dict((await state.get_data()).get("cp") or {})
     cp.update(text=text.strip(), photos=[message.photo[-1].file_id] if message.photo else [], at=time.time())
     await state.update_data(cp=cp)
     await state.set_state(FeedbackFlow.complaint_photos)
-    await message.answer(
+    await answer_html(
+        message,
         msg(templates, "complain_photos", count=len(cp["photos"]), limit=MAX_PHOTOS),
-        reply_markup=submit_keyboard(),
+        submit_keyboard(),
     )
 
 
@@ -283,22 +284,22 @@ async def complaint_photo(message: Message, state: FSMContext, templates: Enviro
     cp = dict((await state.get_data()).get("cp") or {})
     photos = list(cp.get("photos", []))
     if len(photos) >= MAX_PHOTOS:
-        await message.answer(
-            msg(templates, "complain_photos_full", limit=MAX_PHOTOS), reply_markup=submit_keyboard()
+        await answer_html(
+            message, msg(templates, "complain_photos_full", limit=MAX_PHOTOS), submit_keyboard()
         )
         return
     assert message.photo
     photos.append(message.photo[-1].file_id)  # the largest size Telegram made
     cp.update(photos=photos, at=time.time())
     await state.update_data(cp=cp)
-    await message.answer(
-        msg(templates, "complain_photos", count=len(photos), limit=MAX_PHOTOS), reply_markup=submit_keyboard()
+    await answer_html(
+        message, msg(templates, "complain_photos", count=len(photos), limit=MAX_PHOTOS), submit_keyboard()
     )
 
 
 @router.message(StateFilter(FeedbackFlow.complaint_photos), is_text, Fresh("cp"))
 async def complaint_more_text(message: Message, templates: Environment) -> None:
-    await message.answer(msg(templates, "complain_press_send"), reply_markup=submit_keyboard())
+    await answer_html(message, msg(templates, "complain_press_send"), submit_keyboard())
 
 
 @router.callback_query(ComplainCb.filter(F.act.in_({"send", "stop"})))
@@ -394,11 +395,11 @@ async def follow_up(
         )
     except InputError as e:
         if "太短" in str(e) or "不能超过" in str(e):
-            await message.answer(msg(templates, "bad_text", reason=str(e)))
+            await answer_html(message, msg(templates, "bad_text", reason=str(e)))
             return
         await audit_denied(session, sender_id(message), role, e)
         await state.set_state(None)
-        await message.answer(msg(templates, "refused", reason=str(e)))
+        await answer_html(message, msg(templates, "refused", reason=str(e)))
         return
     await state.set_state(None)
-    await message.answer(msg(templates, "follow_up_done", number=complaint.number))
+    await answer_html(message, msg(templates, "follow_up_done", number=complaint.number))

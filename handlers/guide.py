@@ -21,6 +21,7 @@ from bot.render import (
     Entry,
     EntryCb,
     NavCb,
+    answer_html,
     bundle_keyboard,
     card_link_keyboard,
     chat_of,
@@ -358,7 +359,7 @@ def small_talk(text: str) -> str | None:
 async def unknown_command(message: Message, templates: Environment) -> None:
     # Echoed back: "/13812345678" must not show a phone number unmasked.
     command = mask_sensitive((message.text or "").split(maxsplit=1)[0][:32])
-    await message.answer(render(templates, "unknown_command", command=command), parse_mode=ParseMode.HTML)
+    await answer_html(message, render(templates, "unknown_command", command=command))
 
 
 @router.message(is_text)
@@ -396,7 +397,7 @@ async def question(
                 await send_facets(bot, chat_id, target, facets, **kw)
                 return
             if result is None:
-                await message.answer(render(templates, "no_context"), parse_mode=ParseMode.HTML)
+                await answer_html(message, render(templates, "no_context"))
                 return
         # Names something, but not one thing ("户口要多少钱"): ask which, below.
 

@@ -9,6 +9,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 from jinja2 import Environment
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.render import answer_html
 from bot.supervision_render import NewsCb
 from bot.templates import render
 from knowledge.schema import Catalog
@@ -28,22 +29,27 @@ async def news(message: Message, session: AsyncSession, catalog: Catalog, templa
         for a in items
         if a.document_file_id and a.id is not None
     ]
-    await message.answer(
+    await answer_html(
+        message,
         render(templates, "feedback/news", items=items, center=catalog.center),
-        reply_markup=InlineKeyboardMarkup(inline_keyboard=buttons) if buttons else None,
+        InlineKeyboardMarkup(inline_keyboard=buttons) if buttons else None,
     )
 
 
 @router.message(Command("subscribe_news"))
 async def subscribe(message: Message, session: AsyncSession, templates: Environment) -> None:
     added = await subscribe_news(session=session, chat_id=message.chat.id)
-    await message.answer(render(templates, "feedback/news_subscription", subscribed=True, changed=added))
+    await answer_html(
+        message, render(templates, "feedback/news_subscription", subscribed=True, changed=added)
+    )
 
 
 @router.message(Command("unsubscribe_news"))
 async def unsubscribe(message: Message, session: AsyncSession, templates: Environment) -> None:
     removed = await unsubscribe_news(session=session, chat_id=message.chat.id)
-    await message.answer(render(templates, "feedback/news_subscription", subscribed=False, changed=removed))
+    await answer_html(
+        message, render(templates, "feedback/news_subscription", subscribed=False, changed=removed)
+    )
 
 
 @router.callback_query(NewsCb.filter())

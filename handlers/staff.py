@@ -19,7 +19,6 @@ import re
 from typing import Any
 
 from aiogram import Bot, F, Router
-from aiogram.enums import ParseMode
 from aiogram.filters import Command, StateFilter
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
@@ -29,7 +28,7 @@ from jinja2 import Environment
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.notices_render import make_notice_renderer
-from bot.render import DbId, edit_html, send_html
+from bot.render import DbId, answer_html, edit_html, send_html
 from bot.templates import render
 from handlers.cases import case_number_in_text
 from handlers.common import actor, callback_message, sender_id
@@ -276,7 +275,7 @@ async def cases_cmd(
 ) -> None:
     await state.set_state(None)
     text, kb = await list_view(session, staff, templates)
-    await message.answer(text, parse_mode=ParseMode.HTML, reply_markup=kb)
+    await answer_html(message, text, kb)
 
 
 @router.message(StateFilter(StaffFlow.correction_text), F.text, ~F.text.startswith("/"))
@@ -311,7 +310,7 @@ async def reject_reason(
     await state.set_state(None)
     loaded = await load_case(session, staff, str(rej.get("n", "")))
     if loaded is None:
-        await message.answer(render(templates, "staff/not_yours"), parse_mode=ParseMode.HTML)
+        await answer_html(message, render(templates, "staff/not_yours"))
         return
     case, steps = loaded
     text, _ = await apply(
@@ -325,7 +324,7 @@ async def reject_reason(
         templates=templates,
         note=(message.text or "").strip(),
     )
-    await message.answer(text, parse_mode=ParseMode.HTML)
+    await answer_html(message, text)
     await show_case(bot, None, message.chat.id, session, staff, case.number, templates)
 
 
@@ -517,7 +516,7 @@ def _plain(html_text: str) -> str:
 @denied_router.message(Command("cases"))
 async def cases_denied(message: Message, session: AsyncSession, role: str, templates: Environment) -> None:
     await refuse_and_audit(session=session, user_id=sender_id(message), role=role, action="/cases")
-    await message.answer(render(templates, "staff/denied"), parse_mode=ParseMode.HTML)
+    await answer_html(message, render(templates, "staff/denied"))
 
 
 @denied_router.callback_query(StaffCb.filter())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from aiogram import Bot, F, Router
-from aiogram.enums import ParseMode
 from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from jinja2 import Environment
@@ -12,6 +11,7 @@ from bot.render import (
     PAGE_SIZE,
     DeptCb,
     NavCb,
+    answer_html,
     chat_of,
     department_items_keyboard,
     departments_keyboard,
@@ -29,9 +29,7 @@ router = Router(name=__name__)  # commands only: grouped under handlers/__init__
 async def send_welcome(message: Message, *, catalog: Catalog, templates: Environment) -> None:
     first_name = message.from_user.first_name if message.from_user else ""
     text = render(templates, "start", center=catalog.center, first_name=first_name)
-    await message.answer(
-        text, parse_mode=ParseMode.HTML, reply_markup=nav_keyboard("depts", "center", "windows", "help")
-    )
+    await answer_html(message, text, nav_keyboard("depts", "center", "windows", "help"))
 
 
 # deep_link=False: `/start <payload>` belongs to whoever understands the payload (case binding,
@@ -66,7 +64,7 @@ def departments_view(
 # Commands that take no argument answer normally and ignore any junk after them.
 @router.message(Command("help"))
 async def help_cmd(message: Message, templates: Environment) -> None:
-    await message.answer(help_text(templates), parse_mode=ParseMode.HTML)
+    await answer_html(message, help_text(templates))
 
 
 @router.message(Command("center"))
@@ -84,7 +82,7 @@ async def departments_cmd(
     message: Message, command: CommandObject, catalog: Catalog, templates: Environment
 ) -> None:
     text, kb = departments_view(catalog, templates, command.args or "")
-    await message.answer(text, parse_mode=ParseMode.HTML, reply_markup=kb)
+    await answer_html(message, text, kb)
 
 
 @router.callback_query(NavCb.filter(F.to.in_({"depts", "back", "center", "windows", "help"})))

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from enum import Enum, StrEnum
 from typing import Any, NamedTuple
 
-from sqlalchemy import Row, exists, false, literal
+from sqlalchemy import ColumnElement, Row, Select, bindparam, exists, false, literal
 from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import flag_modified
@@ -413,6 +413,32 @@ async def chat_status(
     return await _read_public(session, case, True, chat_id, today, calendar)
 
 
+def _steps_statement(subscribed: ColumnElement[bool]) -> Select[Any]:
+    # The subscription rides on the steps statement: its steps are outer-joined to one row that
+    # carries the answer, so it comes even for a case without steps.
+    steps_t = CaseStep.__table__  # type: ignore[attr-defined]
+    return (
+        sa_select(subscribed.label("subscribed"), steps_t)
+        .select_from(_ONE_ROW)
+        .outerjoin(steps_t, steps_t.c.case_id == bindparam("case_id"))
+        .order_by(*_STEP_ORDER)
+    )
+
+
+# Built once (bound per call): composing these took about as long as running them.
+_STEPS = _steps_statement(false())
+_STEPS_AND_SUBSCRIBED = _steps_statement(
+    exists().where(
+        col(Subscription.case_id) == bindparam("case_id"), col(Subscription.chat_id) == bindparam("chat_id")
+    )
+)
+_HISTORY = (
+    sa_select(CaseEvent.__table__)  # type: ignore[attr-defined]
+    .where(col(CaseEvent.case_id) == bindparam("case_id"))
+    .order_by(col(CaseEvent.id))
+)
+
+
 async def _read_public(
     session: AsyncSession,
     case: Case,
@@ -424,30 +450,12 @@ async def _read_public(
     assert case.id is not None
     # Rows, not entities: nothing read here is changed, and loading entities cost more than the SQL.
     conn = await session.connection()
-    steps_t, events_t = CaseStep.__table__, CaseEvent.__table__  # type: ignore[attr-defined]
-    # The subscription rides on the steps statement: its steps are outer-joined to one row that
-    # carries the answer, so it comes even for a case without steps.
-    subscribed = (
-        exists().where(col(Subscription.case_id) == case.id, col(Subscription.chat_id) == chat_id)
-        if chat_id is not None
-        else false()
-    )
-    rows = (
-        await conn.execute(
-            sa_select(subscribed.label("subscribed"), steps_t)
-            .select_from(_ONE_ROW)
-            .outerjoin(steps_t, steps_t.c.case_id == case.id)
-            .order_by(*_STEP_ORDER)
-        )
-    ).all()
+    params = {"case_id": case.id, "chat_id": chat_id}
+    rows = (await conn.execute(_STEPS if chat_id is None else _STEPS_AND_SUBSCRIBED, params)).all()
     steps = [r for r in rows if r.id is not None]
     events: Sequence[Row[Any]] = ()
     if history:
-        events = (
-            await conn.execute(
-                sa_select(events_t).where(events_t.c.case_id == case.id).order_by(events_t.c.id)
-            )
-        ).all()
+        events = (await conn.execute(_HISTORY, params)).all()
     public = to_public(case, steps, events, today=today, calendar=calendar)
     return ChatStatus(public, bool(rows[0].subscribed))
 
@@ -810,6 +818,16 @@ async def bind_chat(
     return result
 
 
+# The user's lock and the case in one statement, the same one whether the number exists or not.
+# Built once: composing it took as long as running it.
+_LOOKUP = (
+    select(Case, LookupLock.locked_until)
+    .select_from(_ONE_ROW)
+    .outerjoin(Case, col(Case.number) == bindparam("number"))
+    .outerjoin(LookupLock, lock_running(user_key=bindparam("user_key"), now=bindparam("now")))
+)
+
+
 async def _verify(
     session: AsyncSession,
     number: str,
@@ -819,14 +837,8 @@ async def _verify(
     check: Callable[[Case], bool],
 ) -> LookupResult:
     canonical = normalize_case_number(number) or ""
-    # The user's lock and the case in one statement, the same one whether the number exists or not.
     case, until = (
-        await session.exec(
-            select(Case, LookupLock.locked_until)
-            .select_from(_ONE_ROW)
-            .outerjoin(Case, col(Case.number) == canonical)
-            .outerjoin(LookupLock, lock_running(user_key=user_key, now=now))
-        )
+        await session.exec(_LOOKUP, params={"number": canonical, "user_key": user_key, "now": now})
     ).one()
     if until is not None:
         await commit_audited(

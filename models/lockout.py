@@ -8,6 +8,7 @@ interleave it with guesses at other people's factors and never be locked.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -36,7 +37,9 @@ class LookupLock(SQLModel, table=True):
     locked_until: dt.datetime = utc_column()
 
 
-def lock_running(*, user_key: str, now: dt.datetime) -> ColumnElement[bool]:
+def lock_running(
+    *, user_key: str | ColumnElement[Any], now: dt.datetime | ColumnElement[Any]
+) -> ColumnElement[bool]:
     """Join condition for the user's lock, when one is still running (outer-joined: NULL, they may try).
 
     A lookup joins it to the statement that fetches the case, so the check costs no round trip of

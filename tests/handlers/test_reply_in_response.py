@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -17,10 +18,12 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.middlewares import ReplyInResponse
+from bot.middlewares import DbSessionMiddleware, ReplyInResponse
 from bot.render import send_html
 from bot.runtime import RecordingSession, UpdateFactory, make_bot, webhook_app
 from bot.settings import Settings
+from models.audit import AuditLog
+from models.cases import new_case_number
 from tests.conftest import BotHarness, HarnessMaker
 
 SECRET = "test-webhook-secret"
@@ -74,6 +77,23 @@ async def test_follow_up_still_knows_the_item_named_in_the_previous_answer(
     assert "结婚登记" in reply["text"]
 
 
+async def test_a_plain_message_answer_comes_back_in_the_webhook_response_too(
+    webhook: tuple[BotHarness, TestClient[Any, Any]],
+) -> None:
+    """Replies written with answer_html (the case-number step, prompts, refusals), not only cards."""
+    h, client = webhook
+    number = new_case_number(dt.date(2026, 3, 15))
+    reply = await post(client, h.updates, f"我的件 {number}")
+    assert reply["method"] == "sendMessage"
+    assert reply["chat_id"] == h.updates.user_id
+    assert number in reply["text"] and "手机号后 4 位" in reply["text"]
+    assert reply["parse_mode"] == "HTML"
+    # The step was remembered before the reply left: the next message is taken as the factor.
+    again = await post(client, h.updates, "12")
+    assert again["method"] == "sendMessage" and "后 4 位数字" in again["text"]
+    assert h.session.take() == []  # no sendMessage of their own
+
+
 # A tiny dispatcher of its own for the ordering rules: the production routers answer any command.
 probe = Router()
 
@@ -90,6 +110,12 @@ async def reply_then_crash(message: Message, bot: Bot) -> None:
     raise RuntimeError("boom")
 
 
+@probe.message(Command("save"))
+async def reply_then_commit_fails(message: Message, bot: Bot, session: AsyncSession) -> None:
+    session.add(AuditLog(actor=None, action="probe", outcome="ok"))  # NOT NULL: the commit fails
+    await send_html(bot, message.chat.id, "已保存")
+
+
 async def swallow(event: ErrorEvent) -> bool:
     return True
 
@@ -102,6 +128,7 @@ async def probe_server(
     bot = make_bot(Settings(bot_token=None), session=session)
     dp = Dispatcher(session_factory=db[1])  # /healthz on the webhook app reads it
     dp.update.outer_middleware(ReplyInResponse())
+    dp.message.middleware(DbSessionMiddleware(db[1]))
     dp.errors.register(swallow)  # like handlers/errors.py: the failure is handled, Telegram gets 200
     dp.include_router(probe)
     client = await serve(dp, bot)
@@ -130,3 +157,14 @@ async def test_a_handler_failing_after_its_reply_still_delivers_the_reply(
     session, factory, client = probe_server
     await post(client, factory, "/crash")
     assert [s.method.text for s in session.take() if isinstance(s.method, SendMessage)] == ["先回复"]
+
+
+async def test_a_reply_telling_of_a_change_whose_commit_failed_is_not_sent(
+    probe_server: tuple[RecordingSession, UpdateFactory, TestClient[Any, Any]],
+) -> None:
+    """The handler answered "saved", then the update's commit failed: the citizen must not read
+    "saved" (the error handler's apology is all they get)."""
+    session, factory, client = probe_server
+    reply = await post(client, factory, "/save")
+    assert reply == {}
+    assert [s.method.text for s in session.take() if isinstance(s.method, SendMessage)] == []
